@@ -1,0 +1,98 @@
+# The one entry point: build, test, lint, format, asan, valgrind, fuzz, bench.
+# `make test` on a fresh Debian machine installs what is missing (scripts/setup-deps) first.
+
+CC       ?= cc
+OPT      ?= -O2
+WARN     := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wcast-qual -Wwrite-strings \
+            -Wmissing-prototypes -Wstrict-prototypes
+CFLAGS_X ?=
+LDFLAGS_X ?=
+LIBS     := -lcrypto -lcurl
+SRCS     := $(wildcard csrc/*.c)
+HDRS     := $(wildcard csrc/*.h)
+LUA54_INC := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+JIT_INC  := -I/usr/include/luajit-2.1
+SO54     := build/5.4/authhero/aws/core.so
+SOJIT    := build/jit/authhero/aws/core.so
+BUSTED   := busted
+LUA      := lua5.4
+SPECS_UNIT := spec/unit
+STATS    := build/test-stats
+
+.PHONY: all deps deps-full build jit test unit integration compat asan valgrind fuzz fuzz-ci \
+        bench lint format format-check check-rockspec clean
+
+all: deps build
+
+deps:
+	@scripts/setup-deps core
+
+deps-full:
+	@scripts/setup-deps full
+
+build: $(SO54) $(if $(wildcard /usr/include/luajit-2.1/lua.h),$(SOJIT))
+
+jit: $(SOJIT)
+
+$(SO54): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(LUA54_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
+
+$(SOJIT): $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(JIT_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
+
+# Unit specs under lua5.4, then (for the count) everything else `make test` owns.
+test: deps
+	@$(MAKE) --no-print-directory build
+	@rm -rf $(STATS); mkdir -p $(STATS)
+	@scripts/run-busted $(STATS)/unit-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT) || true
+	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
+	@scripts/summary $(STATS)
+
+unit: build
+	$(BUSTED) --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT)
+
+compat: deps jit
+	$(BUSTED) --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT)
+
+# Sanitizers: ASan + UBSan, no recovery; leaks are valgrind's job.
+asan: deps
+	@rm -rf build/asan
+	$(MAKE) --no-print-directory SO54=build/asan/authhero/aws/core.so OPT='-O1 -g' \
+	    CFLAGS_X='-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all' \
+	    LDFLAGS_X='-fsanitize=address,undefined' build/asan/authhero/aws/core.so
+	LD_PRELOAD=$$($(CC) -print-file-name=libasan.so):$$($(CC) -print-file-name=libubsan.so) \
+	ASAN_OPTIONS=detect_leaks=0 $(BUSTED) --lua=$(LUA) --cpath='build/asan/?.so' $(SPECS_UNIT)
+
+valgrind: deps
+	@rm -rf build/vg
+	$(MAKE) --no-print-directory SO54=build/vg/authhero/aws/core.so OPT='-O0 -g' build/vg/authhero/aws/core.so
+	valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite \
+	    --error-exitcode=1 $(LUA) /usr/bin/busted --lua=$(LUA) --cpath='build/vg/?.so' $(SPECS_UNIT)
+
+FUZZ_SECONDS ?= 120
+fuzz: deps
+	@scripts/fuzz $(FUZZ_SECONDS)
+
+fuzz-ci: deps
+	@scripts/fuzz 20
+
+bench: deps build
+	$(LUA) bench/core.lua
+
+lint: deps
+	luacheck lua spec bench
+	cppcheck --quiet --error-exitcode=1 --enable=warning,portability csrc/
+
+format:
+	clang-format -i csrc/*.c csrc/*.h
+
+format-check:
+	clang-format --dry-run -Werror csrc/*.c csrc/*.h
+
+check-rockspec:
+	@scripts/check-rockspec
+
+clean:
+	rm -rf build
