@@ -48,21 +48,27 @@ struct buf *core_newbuf(lua_State *L)
     return b;
 }
 
-int core_raise(lua_State *L, int status, const char *code, const char *fmt, ...)
+void core_pusherror(lua_State *L, int status, const char *code, const char *msg)
 {
-    va_list ap;
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 6);
     lua_pushinteger(L, status);
     lua_setfield(L, -2, "status");
     lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
-    va_start(ap, fmt);
-    lua_pushvfstring(L, fmt, ap);
-    va_end(ap);
+    lua_pushstring(L, msg);
     lua_setfield(L, -2, "message");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "retryable");
     luaL_setmetatable(L, CORE_ERROR_MT);
+}
+
+int core_raise(lua_State *L, int status, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    const char *msg = lua_pushvfstring(L, fmt, ap);
+    va_end(ap);
+    core_pusherror(L, status, code, msg);
     return lua_error(L);
 }
 

@@ -50,9 +50,11 @@ void buf_trim(struct buf *b, size_t keep);
 /* Pushes a new buffer userdata; returns it. */
 struct buf *core_newbuf(lua_State *L);
 
+/* Pushes an error table { status, code, message, retryable = false } with the shared metatable. */
+void core_pusherror(lua_State *L, int status, const char *code, const char *msg);
+
 /* Raises an error table { status, code, message } with the shared error metatable.
- * Does not return. The message is formatted like lua_pushfstring (%s %d %f %p %c %%, plus %U for
- * a size_t printed in decimal is NOT supported: pass ints). */
+ * Does not return. The message is formatted like lua_pushfstring (%s %d %f %p %c %%). */
 int core_raise(lua_State *L, int status, const char *code, const char *fmt, ...);
 
 /* Each file registers its functions into the module table at the top of the stack. */
