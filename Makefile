@@ -48,6 +48,7 @@ test: deps
 	@rm -rf $(STATS); mkdir -p $(STATS)
 	@scripts/run-busted $(STATS)/unit-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT) || true
 	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
+	@if scripts/fuzz 20; then echo "1 0"; else echo "0 1"; fi > $(STATS)/fuzz
 	@scripts/summary $(STATS)
 
 unit: build
@@ -69,7 +70,7 @@ valgrind: deps
 	@rm -rf build/vg
 	$(MAKE) --no-print-directory SO54=build/vg/authhero/aws/core.so OPT='-O0 -g' build/vg/authhero/aws/core.so
 	valgrind -q --keep-debuginfo=yes --leak-check=full --errors-for-leak-kinds=definite \
-	    --error-exitcode=1 $(LUA) /usr/bin/busted --lua=$(LUA) --cpath='build/vg/?.so' $(SPECS_UNIT)
+	    --error-exitcode=1 $(LUA) /usr/bin/busted --cpath='build/vg/?.so' $(SPECS_UNIT)
 
 FUZZ_SECONDS ?= 120
 fuzz: deps
@@ -79,7 +80,9 @@ fuzz-ci: deps
 	@scripts/fuzz 20
 
 bench: deps build
-	$(LUA) bench/core.lua
+	$(LUA) bench/codec.lua
+	BENCH_CPATH='build/jit/?.so' luajit bench/codec.lua
+	$(LUA) bench/sigv4.lua
 
 lint: deps
 	luacheck lua spec bench
