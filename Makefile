@@ -48,7 +48,7 @@ test: deps
 	@rm -rf $(STATS); mkdir -p $(STATS)
 	@scripts/run-busted $(STATS)/unit-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT) || true
 	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
-	@if scripts/fuzz 20; then echo "1 0"; else echo "0 1"; fi > $(STATS)/fuzz
+	@if scripts/fuzz 20; then echo "1 0" > $(STATS)/fuzz; else echo "0 1" > $(STATS)/fuzz; fi
 	@scripts/summary $(STATS)
 
 unit: build
