@@ -23,9 +23,10 @@ struct buf {
 /* Grows b to hold len + extra bytes; raises "not enough memory" on failure (may longjmp). */
 void buf_grow(lua_State *L, struct buf *b, size_t extra);
 
+/* After it, b->p is never NULL (so b->p + b->len is valid even for zero bytes). */
 static inline void buf_reserve(lua_State *L, struct buf *b, size_t extra)
 {
-    if (b->cap - b->len < extra)
+    if (b->cap - b->len < extra || b->p == NULL)
         buf_grow(L, b, extra);
 }
 
@@ -61,6 +62,7 @@ int core_raise(lua_State *L, int status, const char *code, const char *fmt, ...)
 void l_sigv4_open(lua_State *L);
 void l_marshal_open(lua_State *L);
 void l_keys_open(lua_State *L);
+void l_http_open(lua_State *L);
 
 int luaopen_authhero_aws_core(lua_State *L);
 

@@ -1,0 +1,41 @@
+-- The libcurl transport: a thin wrapper over csrc/http.c (one reused CURL handle, so keep-alive).
+-- Interface every transport implements:
+--   local t = curl.new({ connect_timeout_ms = 2000, timeout_ms = 10000, verify = true, ca_file = nil })
+--   local res = t:request({ method = "POST", url = ..., headers = { {name, value}, ... }, body = ... })
+--   -- res = { status = 200, body = "...", headers = { ["x-amzn-requestid"] = ..., ... } }
+--   t:close()
+-- Any HTTP status is a reply. When no valid reply arrives it raises the error object:
+-- status 0, code "TransportError", reason ("timeout", "connect", "reset", "dns", "tls", "crc32",
+-- "other"), retryable, curl_code. Retries are the client's business, not this module's.
+local core = require "authhero.aws.core"
+
+local _M = {}
+local mt = { __index = _M }
+
+-- opts: nil or a table; defaults and checks live in core.http_new.
+function _M.new(opts)
+    return setmetatable({ _h = core.http_new(opts) }, mt)
+end
+
+-- req.method defaults to "POST" (all DynamoDB calls are); req.headers and req.body are optional.
+function _M.request(self, req)
+    if type(req) ~= "table" then
+        error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
+    end
+    local status, body, headers = self._h:request(req.method or "POST", req.url, req.headers, req.body)
+    return { status = status, body = body, headers = headers }
+end
+
+-- { requests, connects, last_ms }: connects counts new connections, so reuse is observable.
+function _M.info(self)
+    return self._h:info()
+end
+
+-- Idempotent; a closed transport raises "http handle is closed" on request.
+function _M.close(self)
+    self._h:close()
+end
+
+mt.__close = _M.close -- Lua 5.4: local t <close> = curl.new()
+
+return _M
