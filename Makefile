@@ -17,6 +17,7 @@ SOJIT    := build/jit/authhero/aws/core.so
 BUSTED   := busted
 LUA      := lua5.4
 SPECS_UNIT := spec/unit
+SPECS_INTEG := spec/integration
 STATS    := build/test-stats
 
 .PHONY: all deps deps-full build jit test unit integration compat asan valgrind fuzz fuzz-ci \
@@ -42,17 +43,22 @@ $(SOJIT): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(JIT_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
 
-# Unit specs under lua5.4, then (for the count) everything else `make test` owns.
-test: deps
+# Unit specs under lua5.4 and LuaJIT, a short fuzz run, integration specs against DynamoDB Local
+# (started by the specs unless DYNAMODB_ENDPOINT is set); one closing line counts them all.
+test: deps-full
 	@$(MAKE) --no-print-directory build
 	@rm -rf $(STATS); mkdir -p $(STATS)
 	@scripts/run-busted $(STATS)/unit-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT) || true
 	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
 	@if scripts/fuzz 20; then echo "1 0" > $(STATS)/fuzz; else echo "0 1" > $(STATS)/fuzz; fi
+	@scripts/run-busted $(STATS)/integ-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG) || true
 	@scripts/summary $(STATS)
 
 unit: build
 	$(BUSTED) --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT)
+
+integration: deps-full build
+	$(BUSTED) --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG)
 
 compat: deps jit
 	$(BUSTED) --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT)
