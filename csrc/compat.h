@@ -10,7 +10,7 @@
 #if LUA_VERSION_NUM < 502
 #define COMPAT_LUA51 1
 
-#define lua_rawlen(L, i) lua_objlen((L), (i))
+#define lua_rawlen(L, i)       lua_objlen((L), (i))
 #define lua_getuservalue(L, i) lua_getfenv((L), (i))
 #define lua_setuservalue(L, i) lua_setfenv((L), (i))
 
@@ -33,10 +33,7 @@ static inline int compat_absindex(lua_State *L, int i)
 #define lua_absindex(L, i) compat_absindex((L), (i))
 #endif
 
-static inline lua_Integer compat_len(lua_State *L, int i)
-{
-    return (lua_Integer)lua_objlen(L, i);
-}
+static inline lua_Integer compat_len(lua_State *L, int i) { return (lua_Integer)lua_objlen(L, i); }
 #define luaL_len(L, i) compat_len((L), (i))
 
 static inline void compat_rawgetp(lua_State *L, int i, const void *p)

@@ -1,8 +1,11 @@
 /* luaopen_authhero_aws_core: builds the module table, owns the shared pieces (buffers, the error
  * object, the sentinel values null/array/set/binary) and asks each file to register its own
  * functions. Policy (retries, credentials, adapters) lives in Lua, not here. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "core.h"
 
@@ -122,6 +125,29 @@ static int l_binary_tostring(lua_State *L)
     return 1;
 }
 
+/* core.now() -> wall-clock seconds since the epoch, with sub-millisecond precision. */
+static int l_now(lua_State *L)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* core.sleep(seconds): blocks the thread (plain Lua only; OpenResty code uses ngx.sleep). */
+static int l_sleep(lua_State *L)
+{
+    lua_Number secs = luaL_checknumber(L, 1);
+    if (secs <= 0)
+        return 0;
+    struct timespec ts;
+    ts.tv_sec = (time_t)secs;
+    ts.tv_nsec = (long)((secs - (lua_Number)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+    return 0;
+}
+
 static int has_mt(lua_State *L, const char *name)
 {
     if (!lua_getmetatable(L, 1))
@@ -162,9 +188,9 @@ static void new_mt(lua_State *L, const char *name, const char *field)
 int luaopen_authhero_aws_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"array", l_array},       {"set", l_set},         {"binary", l_binary},
-        {"is_array", l_is_array}, {"is_set", l_is_set},   {"is_binary", l_is_binary},
-        {NULL, NULL},
+        {"array", l_array},       {"set", l_set},       {"binary", l_binary},
+        {"is_array", l_is_array}, {"is_set", l_is_set}, {"is_binary", l_is_binary},
+        {"now", l_now},           {"sleep", l_sleep},   {NULL, NULL},
     };
     /* stack: module */
     luaL_newlib(L, funcs);

@@ -1,6 +1,7 @@
 /* Key composition: PK/SK/GSI strings such as TENANT#<id> and their inverse. One rule, in one place
  * (adapter contract §2.4): inside every part '%' becomes "%25" and '#' becomes "%23", so a part can
- * never forge a separator. Which parts make which key is the Lua schema's business, not this file's. */
+ * never forge a separator. Which parts make which key is the Lua schema's business, not this
+ * file's. */
 #include "core.h"
 
 /* Appends part, escaped, to b. */
@@ -81,7 +82,8 @@ static int l_keys_unescape(lua_State *L)
     return 1;
 }
 
-/* core.key_parts(key) -> { part, part, ... } split on '#' and unescaped: the inverse of core.key. */
+/* core.key_parts(key) -> { part, part, ... } split on '#' and unescaped: the inverse of core.key.
+ */
 static int l_keys_parts(lua_State *L)
 {
     size_t len;

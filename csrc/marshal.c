@@ -62,7 +62,8 @@ size_t marshal_fmt_int(char *out, long long v)
     return len;
 }
 
-/* The locale may use ',' as decimal point (snprintf/strtod follow LC_NUMERIC); the wire wants '.'. */
+/* The locale may use ',' as decimal point (snprintf/strtod follow LC_NUMERIC); the wire wants '.'.
+ */
 static char marshal_decimal_point(void)
 {
     const char *dp = localeconv()->decimal_point;
@@ -96,7 +97,8 @@ struct decimal {
     long exp;
 };
 
-static int marshal_parse_decimal(const char *s, size_t n, char *digits, size_t cap, struct decimal *out)
+static int marshal_parse_decimal(const char *s, size_t n, char *digits, size_t cap,
+                                 struct decimal *out)
 {
     size_t i = 0, nd = 0;
     long exp = 0;
@@ -188,7 +190,8 @@ int l_marshal_push_number(lua_State *L, const char *s, size_t n)
             return 0;
         }
 #else
-        if (ok && (u <= (unsigned long long)LLONG_MAX || (a.neg && u == (unsigned long long)LLONG_MAX + 1))) {
+        if (ok && (u <= (unsigned long long)LLONG_MAX ||
+                   (a.neg && u == (unsigned long long)LLONG_MAX + 1))) {
             lua_pushinteger(L, a.neg ? (lua_Integer)(0ULL - u) : (lua_Integer)u);
             return 0;
         }
@@ -274,7 +277,8 @@ long marshal_b64_decode(unsigned char *out, const char *s, size_t n)
                     return -1;
             }
         }
-        unsigned w = (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
+        unsigned w =
+            (unsigned)v[0] << 18 | (unsigned)v[1] << 12 | (unsigned)v[2] << 6 | (unsigned)v[3];
         out[o++] = (unsigned char)(w >> 16);
         if (pad < 2)
             out[o++] = (unsigned char)(w >> 8);
@@ -366,13 +370,27 @@ static void enc_string(struct enc *e, const char *str, size_t n, const struct ma
         char *o = b->p + b->len;
         *o++ = '\\';
         switch (*s) {
-        case '"': *o++ = '"'; break;
-        case '\\': *o++ = '\\'; break;
-        case '\n': *o++ = 'n'; break;
-        case '\r': *o++ = 'r'; break;
-        case '\t': *o++ = 't'; break;
-        case '\b': *o++ = 'b'; break;
-        case '\f': *o++ = 'f'; break;
+        case '"':
+            *o++ = '"';
+            break;
+        case '\\':
+            *o++ = '\\';
+            break;
+        case '\n':
+            *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = 'r';
+            break;
+        case '\t':
+            *o++ = 't';
+            break;
+        case '\b':
+            *o++ = 'b';
+            break;
+        case '\f':
+            *o++ = 'f';
+            break;
         default:
             *o++ = 'u';
             *o++ = '0';
@@ -474,8 +492,8 @@ static enum kind enc_kind(struct enc *e, int idx, const struct marshal_path *p)
         while (lua_next(L, idx)) {
             lua_pop(L, 1);
             count++;
-            if (lua_type(L, -1) != LUA_TNUMBER || !lua_isinteger(L, -1) || lua_tonumber(L, -1) < 1 ||
-                lua_tonumber(L, -1) > (lua_Number)n) {
+            if (lua_type(L, -1) != LUA_TNUMBER || !lua_isinteger(L, -1) ||
+                lua_tonumber(L, -1) < 1 || lua_tonumber(L, -1) > (lua_Number)n) {
                 lua_pop(L, 1);
                 count = (size_t)-1;
                 break;

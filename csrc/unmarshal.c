@@ -46,10 +46,7 @@ struct str {
 
 #define DEC_FAIL(d, path, ...) l_marshal_fail((d)->L, 0, (path), __VA_ARGS__)
 
-static int dec_at(const struct dec *d)
-{
-    return (int)(d->p - d->start) + 1;
-}
+static int dec_at(const struct dec *d) { return (int)(d->p - d->start) + 1; }
 
 static void dec_ws(struct dec *d)
 {
@@ -211,14 +208,30 @@ static struct str dec_string_slow(struct dec *d, const struct marshal_path *path
         char c = (char)p[1], o;
         p += 2;
         switch (c) {
-        case '"': o = '"'; break;
-        case '\\': o = '\\'; break;
-        case '/': o = '/'; break;
-        case 'b': o = '\b'; break;
-        case 'f': o = '\f'; break;
-        case 'n': o = '\n'; break;
-        case 'r': o = '\r'; break;
-        case 't': o = '\t'; break;
+        case '"':
+            o = '"';
+            break;
+        case '\\':
+            o = '\\';
+            break;
+        case '/':
+            o = '/';
+            break;
+        case 'b':
+            o = '\b';
+            break;
+        case 'f':
+            o = '\f';
+            break;
+        case 'n':
+            o = '\n';
+            break;
+        case 'r':
+            o = '\r';
+            break;
+        case 't':
+            o = '\t';
+            break;
         case 'u': {
             if (end - p < 4)
                 goto truncated;
@@ -559,7 +572,8 @@ static void dec_av(struct dec *d, int depth, const struct marshal_path *path)
     d->slot = -1;
     /* the common shapes, as DynamoDB writes them */
     const char *p = d->p;
-    int fast = d->end - p >= 6 && p[0] == '{' && p[1] == '"' && p[3] == '"' && p[4] == ':' && p[5] == '"';
+    int fast =
+        d->end - p >= 6 && p[0] == '{' && p[1] == '"' && p[3] == '"' && p[4] == ':' && p[5] == '"';
     if (fast && p[2] == 'S') {
         d->p += 5;
         struct str s = dec_string(d, path);
@@ -574,7 +588,8 @@ static void dec_av(struct dec *d, int depth, const struct marshal_path *path)
         return;
     }
     if (d->end - p >= 13 && p[0] == '{' && p[1] == '"' && p[6] == '"' && p[7] == ':') {
-        static const char t[] = "{\"BOOL\":true}", f[] = "{\"BOOL\":false}", n[] = "{\"NULL\":true}";
+        static const char t[] = "{\"BOOL\":true}", f[] = "{\"BOOL\":false}",
+                          n[] = "{\"NULL\":true}";
         if (dec_same(p, t, 13)) {
             d->p += 13;
             lua_pushboolean(L, 1);
@@ -770,28 +785,20 @@ static int l_dec_run(lua_State *L, dec_top_fn top)
     top(&d, 0, NULL);
     dec_ws(&d);
     if (d.p != d.end)
-        DEC_FAIL(&d, NULL, "malformed JSON: unexpected text after the value at byte %d", dec_at(&d));
+        DEC_FAIL(&d, NULL, "malformed JSON: unexpected text after the value at byte %d",
+                 dec_at(&d));
     buf_trim(d.b, 1 << 20);
     return 1;
 }
 
 /* core.unmarshal_item(json) -> plain Lua table from '{"name":{"S":"..."},...}' */
-static int l_unmarshal_item(lua_State *L)
-{
-    return l_dec_run(L, dec_item);
-}
+static int l_unmarshal_item(lua_State *L) { return l_dec_run(L, dec_item); }
 
 /* core.unmarshal_value(json) -> the Lua value of one AttributeValue */
-static int l_unmarshal_value(lua_State *L)
-{
-    return l_dec_run(L, dec_av);
-}
+static int l_unmarshal_value(lua_State *L) { return l_dec_run(L, dec_av); }
 
 /* core.decode_reply(json) -> a reply with its items unmarshalled */
-static int l_decode_reply(lua_State *L)
-{
-    return l_dec_run(L, dec_plain);
-}
+static int l_decode_reply(lua_State *L) { return l_dec_run(L, dec_plain); }
 
 void l_unmarshal_open(lua_State *L)
 {
