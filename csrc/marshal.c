@@ -322,6 +322,7 @@ enum kind { K_MAP, K_LIST, K_SET, K_BINARY };
 struct enc {
     lua_State *L;
     struct buf *b;
+    int plain; /* 1: JSON only, no field holds AttributeValues (core.json_encode) */
     int nseen;
     const void *seen[MARSHAL_MAX_DEPTH + MARSHAL_MAX_PLAIN_DEPTH + 2];
 };
@@ -812,7 +813,7 @@ static void enc_plain(struct enc *e, int idx, int depth, const struct marshal_pa
                 enc_string(e, step.key, step.klen, &step);
                 buf_putc(L, e->b, ':');
                 int v = lua_gettop(L);
-                switch (marshal_field_kind(step.key, step.klen)) {
+                switch (e->plain ? 0 : marshal_field_kind(step.key, step.klen)) {
                 case 1:
                     enc_item(e, v, &step);
                     break;
@@ -843,6 +844,7 @@ static struct enc enc_begin(lua_State *L)
     e.L = L;
     e.b = lua_touserdata(L, UV_BUF);
     e.b->len = 0;
+    e.plain = 0;
     e.nseen = 0;
     return e;
 }
@@ -884,12 +886,57 @@ static int l_encode_request(lua_State *L)
     return enc_finish(&e);
 }
 
+/* core.json_encode(v) -> plain JSON text (no AttributeValues anywhere; markers honoured) */
+static int l_json_encode(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    lua_settop(L, 1);
+    struct enc e = enc_begin(L);
+    e.plain = 1;
+    enc_plain(&e, 1, 0, NULL);
+    return enc_finish(&e);
+}
+
+/* core.base64_encode(bytes) -> standard base64 with padding */
+static int l_base64_encode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    struct buf *b = lua_touserdata(L, UV_BUF);
+    b->len = 0;
+    marshal_b64_encode(L, b, (const unsigned char *)s, n);
+    lua_pushlstring(L, b->p, b->len);
+    buf_trim(b, 1 << 20);
+    return 1;
+}
+
+/* core.base64_decode(text) -> bytes, or nil when text is not valid base64 (a value, not an error:
+ * callers decide whether bad input is an error) */
+static int l_base64_decode(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    struct buf *b = lua_touserdata(L, UV_BUF);
+    b->len = 0;
+    buf_reserve(L, b, n / 4 * 3 + 3);
+    long len = marshal_b64_decode((unsigned char *)b->p, s, n);
+    if (len < 0)
+        lua_pushnil(L);
+    else
+        lua_pushlstring(L, b->p, (size_t)len);
+    buf_trim(b, 1 << 20);
+    return 1;
+}
+
 void l_marshal_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
         {"marshal_item", l_marshal_item},
         {"marshal_value", l_marshal_value},
         {"encode_request", l_encode_request},
+        {"json_encode", l_json_encode},
+        {"base64_encode", l_base64_encode},
+        {"base64_decode", l_base64_decode},
         {NULL, NULL},
     };
     /* stack: module */

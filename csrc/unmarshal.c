@@ -35,6 +35,7 @@ struct dec {
     struct dec_cache *cache;
     int item_hint; /* attributes in the last item: presizes the next one */
     int slot;      /* cache slot of the value about to be read at an item's top, or -1 */
+    int plain;     /* 1: JSON only, no field holds AttributeValues (core.json_decode) */
 };
 
 /* A string as read: its bytes (in the input, or in the scratch buffer when it had escapes) and
@@ -696,7 +697,7 @@ static void dec_plain_object(struct dec *d, int depth, const struct marshal_path
     for (;;) {
         struct str k = dec_string(d, path);
         struct marshal_path step = {path, k.raw, k.rawn, 0};
-        int kind = marshal_field_kind(k.s, k.n);
+        int kind = d->plain ? 0 : marshal_field_kind(k.s, k.n);
         lua_pushlstring(L, k.s, k.n);
         dec_expect(d, ':', &step);
         dec_ws(d);
@@ -769,7 +770,7 @@ static void dec_plain(struct dec *d, int depth, const struct marshal_path *path)
 
 typedef void (*dec_top_fn)(struct dec *d, int depth, const struct marshal_path *path);
 
-static int l_dec_run(lua_State *L, dec_top_fn top)
+static int l_dec_run_mode(lua_State *L, dec_top_fn top, int plain)
 {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
@@ -782,6 +783,7 @@ static int l_dec_run(lua_State *L, dec_top_fn top)
     d.cache = lua_touserdata(L, UV_CACHE);
     d.item_hint = 8;
     d.slot = -1;
+    d.plain = plain;
     top(&d, 0, NULL);
     dec_ws(&d);
     if (d.p != d.end)
@@ -790,6 +792,11 @@ static int l_dec_run(lua_State *L, dec_top_fn top)
     buf_trim(d.b, 1 << 20);
     return 1;
 }
+
+static int l_dec_run(lua_State *L, dec_top_fn top) { return l_dec_run_mode(L, top, 0); }
+
+/* core.json_decode(json) -> plain JSON as Lua values (arrays marked, null as core.null) */
+static int l_json_decode(lua_State *L) { return l_dec_run_mode(L, dec_plain, 1); }
 
 /* core.unmarshal_item(json) -> plain Lua table from '{"name":{"S":"..."},...}' */
 static int l_unmarshal_item(lua_State *L) { return l_dec_run(L, dec_item); }
@@ -806,6 +813,7 @@ void l_unmarshal_open(lua_State *L)
         {"unmarshal_item", l_unmarshal_item},
         {"unmarshal_value", l_unmarshal_value},
         {"decode_reply", l_decode_reply},
+        {"json_decode", l_json_decode},
         {NULL, NULL},
     };
     /* stack: module */

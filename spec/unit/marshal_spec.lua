@@ -479,3 +479,29 @@ describe("randomized round-trips", function()
         end
     end)
 end)
+
+describe("plain JSON and base64 helpers", function()
+    it("json_encode / json_decode never switch to AttributeValues", function()
+        local v = { Item = { a = 1 }, Items = { "x" }, list = core.array({}), n = 0.5, z = core.null, s = "é\n" }
+        local text = core.json_encode(v)
+        assert.same({ Item = { a = 1 }, Items = { "x" }, list = {}, n = 0.5, z = cjson.null, s = "é\n" }, cjson.decode(text))
+        local back = core.json_decode(text)
+        assert.equals(1, back.Item.a)
+        assert.equals("x", back.Items[1])
+        assert.is_true(core.is_array(back.list))
+        assert.equals(core.null, back.z)
+        assert.equals("[]", core.json_encode(core.array()))
+        assert.equals("{}", core.json_encode({}))
+        assert.equals('"x"', core.json_encode("x"))
+        marshal_error(core.json_decode, '{"a":')
+    end)
+
+    it("base64 round-trips and refuses bad text", function()
+        for _, s in ipairs({ "", "f", "fo", "foo", "foob", "\0\255\128" }) do
+            assert.equals(s, core.base64_decode(core.base64_encode(s)))
+        end
+        assert.equals("Zm9v", core.base64_encode("foo"))
+        assert.is_nil(core.base64_decode("Zm9"))
+        assert.is_nil(core.base64_decode("Z!=="))
+    end)
+end)
