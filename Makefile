@@ -20,7 +20,7 @@ SPECS_UNIT := spec/unit
 SPECS_INTEG := spec/integration
 STATS    := build/test-stats
 
-.PHONY: all deps deps-full build jit test unit integration compat asan valgrind fuzz fuzz-ci \
+.PHONY: all deps deps-full build jit test demo unit integration compat asan valgrind fuzz fuzz-ci \
         bench lint format format-check check-rockspec clean
 
 all: deps build
@@ -84,6 +84,9 @@ fuzz: deps
 
 fuzz-ci: deps
 	@scripts/fuzz 20
+
+demo: deps-full build
+	@scripts/demo
 
 bench: deps build
 	$(LUA) bench/codec.lua
