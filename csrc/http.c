@@ -40,6 +40,8 @@ struct http {
     int oom; /* a curl callback failed to allocate (it cannot raise) */
     long long requests, connects, last_us;
     char err[CURL_ERROR_SIZE];
+    const char *up; /* request body being sent (the Lua string), and how much is left */
+    size_t up_len;
 };
 
 static uint32_t http_crc_table[4][256];
@@ -261,11 +263,13 @@ static const char *http_reason(CURLcode rc, int *retryable)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
         return "dns";
-    case CURLE_GOT_NOTHING:  /* closed before any reply byte */
-    case CURLE_SEND_ERROR:   /* reset while sending */
-    case CURLE_RECV_ERROR:   /* reset while receiving */
-    case CURLE_PARTIAL_FILE: /* closed mid-body */
+    case CURLE_GOT_NOTHING:      /* closed before any reply byte */
+    case CURLE_SEND_ERROR:       /* reset while sending */
+    case CURLE_RECV_ERROR:       /* reset while receiving */
+    case CURLE_PARTIAL_FILE:     /* closed mid-body */
         return "reset";
+    case CURLE_SEND_FAIL_REWIND: /* a reused connection died before any reply: not replayed here */
+        return "stale";
     case CURLE_SSL_CONNECT_ERROR:
         return "tls";
     case CURLE_PEER_FAILED_VERIFICATION:
@@ -434,6 +438,27 @@ static void l_http_build_headers(lua_State *L, struct http *h, int idx)
         }
 }
 
+/* The request body goes out through a read callback with no way to rewind it: libcurl then
+ * cannot silently replay a request that was sent on a reused connection whose reply never came
+ * (it fails with CURLE_SEND_FAIL_REWIND), so retrying stays the client's decision. */
+static size_t http_read(char *dst, size_t size, size_t n, void *ud)
+{
+    struct http *h = ud;
+    size_t k = size * n < h->up_len ? size * n : h->up_len;
+    memcpy(dst, h->up, k);
+    h->up += k;
+    h->up_len -= k;
+    return k;
+}
+
+static int http_seek(void *ud, curl_off_t off, int origin)
+{
+    (void)ud;
+    (void)off;
+    (void)origin;
+    return CURL_SEEKFUNC_CANTSEEK;
+}
+
 /* Resets the handle and sets everything for this call. curl_easy_reset keeps live connections but
  * zeroes curl's count of "connection died, retrying on a fresh one", which libcurl before 8.17
  * otherwise carries across transfers: the 6th stale keep-alive connection in a handle's life
@@ -455,7 +480,15 @@ static CURLcode http_prepare(struct http *h, const char *method, const char *url
         rc = curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (body != NULL || strcmp(method, "POST") == 0) {
         /* The body is not copied: it is the Lua string on the caller's stack during perform. */
-        rc = curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "");
+        h->up = body != NULL ? body : "";
+        h->up_len = body != NULL ? body_len : 0;
+        rc = curl_easy_setopt(c, CURLOPT_POST, 1L);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_READFUNCTION, http_read);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_READDATA, h);
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, http_seek);
         if (rc == CURLE_OK)
             rc = curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
         if (rc == CURLE_OK)
@@ -523,6 +556,8 @@ static int l_http_request(lua_State *L)
         rc = curl_easy_perform(h->curl);
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (char *)NULL); /* the Lua string may go */
+    h->up = NULL;
+    h->up_len = 0;
     curl_slist_free_all(h->hdrs);
     h->hdrs = NULL;
 

@@ -260,7 +260,7 @@ function _M.call(self, op, params)
     local body = core.encode_request(params or {}) -- bad input raises here, before any request
     local transport = self._transport
     local req = { method = "POST", url = self.endpoint, headers = nil, body = body }
-    local attempt, skew_fixed, creds_refreshed, retry_cost = 0, false, false, 0
+    local attempt, skew_fixed, creds_refreshed, reconnected, retry_cost = 0, false, false, false, 0
     while true do
         attempt = attempt + 1
         req.headers = self:_signed_headers(op, body)
@@ -281,31 +281,43 @@ function _M.call(self, op, params)
         end
         local kind = classify(err)
         err.attempts = attempt
-        if kind == "skew" and not skew_fixed then
-            -- correct the clock from the server's Date and retry once, outside the attempt budget
+        -- The one-off retries below (a kept-alive connection the server had closed, clock skew,
+        -- expired credentials) happen at most once per call, outside the attempt budget and quota.
+        if err.reason == "stale" and not reconnected then
+            -- the server closed an idle kept-alive connection under the request (DynamoDB Local
+            -- does after ~30 s): reconnect at once; the transport itself never replays a request
+            reconnected = true
+            attempt = attempt - 1
+            self.stats.retries = self.stats.retries + 1
+        elseif kind == "skew" and not skew_fixed then
+            -- correct the clock from the server's Date and retry once
             local server = parse_http_date(ok and res.headers and res.headers.date)
             if not server then error(err, 0) end
             self._clock_offset = server - self._now()
             skew_fixed = true
             attempt = attempt - 1
+            self.stats.retries = self.stats.retries + 1
         elseif kind == "credentials" and not creds_refreshed and self._credentials.invalidate then
             self._credentials:invalidate()
             creds_refreshed = true
             attempt = attempt - 1
+            self.stats.retries = self.stats.retries + 1
         elseif kind == "throttle" or kind == "transient" then
             local cost = (err.reason == "timeout") and TIMEOUT_RETRY_COST or RETRY_COST
-            if attempt >= self._max_attempts or self._quota < cost then
-                if self._quota < cost then err.quota_exhausted = true end
+            if attempt >= self._max_attempts then error(err, 0) end
+            if self._quota < cost then
+                err.quota_exhausted = true
                 error(err, 0)
             end
             self._quota = self._quota - cost
-            retry_cost = retry_cost + cost
+            retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
             local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
             local delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
             self.stats.retries = self.stats.retries + 1
             if self._log then self._log("retry", op, attempt, err.code, delay) end
             self._sleep(delay)
         else
+            if kind == "skew" or kind == "credentials" then err.retryable = false end -- already retried
             error(err, 0)
         end
     end
