@@ -25,8 +25,11 @@ function _M.create_adapters(client, opts)
     local adapters = {}
     for _, a in ipairs(ADAPTERS) do
         local modname = "authhero.aws.adapters." .. a[2]
-        if package.searchpath(modname, package.path) then
-            adapters[a[1]] = require(modname)(ctx, adapters)
+        local ok, mod = pcall(require, modname)
+        if ok then
+            adapters[a[1]] = mod(ctx, adapters)
+        elseif not tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
+            error(mod, 0) -- a broken adapter is a bug, not a missing one
         end
     end
     return adapters

@@ -1,0 +1,587 @@
+-- The toolkit every entity adapter is written with: records <-> items, the TTL filter, writes that
+-- map DynamoDB's conditions onto AuthHero's meanings (409 Conflict, false for "not found"),
+-- transactions, placeholder-only expressions, and the listing engine of contract §3 (offset and
+-- keyset pagination, totals, the `q` filter with index fast paths). Adapters never build
+-- expressions or key strings by hand.
+local core = require "authhero.aws.core"
+local errors = require "authhero.aws.errors"
+local util = require "authhero.aws.util"
+
+local _M = {}
+local mt = { __index = _M }
+
+local BOOKKEEPING = { PK = true, SK = true, GSI1PK = true, GSI1SK = true, GSI2PK = true, GSI2SK = true,
+    entityType = true, ttl = true }
+_M.BOOKKEEPING = BOOKKEEPING
+
+local DEFAULT_PAGE, MAX_OFFSET, MAX_SORT_ROWS, MAX_ITEM_BYTES = 50, 10000, 10000, 400 * 1024
+
+-- new(client, opts) -> ctx. opts: tableName, now (epoch ms), new_id, max_page_size.
+function _M.new(client, opts)
+    opts = opts or {}
+    if type(client) ~= "table" or type(client.call) ~= "function" then
+        error("bad argument #1 to 'create_adapters' (client expected)", 3)
+    end
+    local now = opts.now or function() return core.now() * 1000 end
+    return setmetatable({
+        client = client,
+        table = require("authhero.aws.schema").table_name(opts.tableName or opts.table_name),
+        now_ms = now,
+        new_id = opts.new_id or util.new_id,
+        max_page_size = opts.max_page_size or 1000,
+    }, mt)
+end
+
+function _M.now_s(self)
+    return math.floor(self.now_ms() / 1000)
+end
+
+function _M.now_iso(self)
+    return util.iso(self.now_ms())
+end
+
+-- Wraps methods so that adapters.users.get(t, id) and adapters.users:get(t, id) both work.
+function _M.adapter(methods)
+    local a = {}
+    for name, fn in pairs(methods) do
+        a[name] = function(first, ...)
+            if first == a then return fn(...) end
+            return fn(first, ...)
+        end
+    end
+    return a
+end
+
+-- validation helpers (400 before any request) --------------------------------------------------
+
+function _M.need_string(v, name)
+    if type(v) ~= "string" or v == "" then errors.validation("%s is required", name) end
+    return v
+end
+
+function _M.need_table(v, name)
+    if type(v) ~= "table" then errors.validation("%s must be a table", name) end
+    return v
+end
+
+function _M.opt_string(v, name)
+    if v ~= nil and v ~= core.null and type(v) ~= "string" then errors.validation("%s must be a string", name) end
+    return v
+end
+
+function _M.conflict(message, cause)
+    errors.raise(409, "Conflict", message, { cause = cause })
+end
+
+-- records <-> items ------------------------------------------------------------------------------
+
+-- Builds the stored item from a record: JSON fields encoded per schema (E.json: field -> "array" |
+-- "object"), nils and bookkeeping names dropped, keys and entityType added.
+function _M.to_item(_, E, record, keys)
+    local item = {}
+    for k, v in pairs(record) do
+        if not BOOKKEEPING[k] and v ~= nil and (E.drop == nil or not E.drop[k]) then
+            local kind = E.json and E.json[k]
+            if kind then
+                if v ~= core.null then item[k] = util.json_field(v, kind) end
+            elseif v ~= core.null then
+                item[k] = v
+            end
+        end
+    end
+    for k, v in pairs(keys) do item[k] = v end
+    item.entityType = E.entity_type
+    local size = #core.marshal_item(item)
+    if size > MAX_ITEM_BYTES then
+        errors.validation("%s is %d bytes as an item; DynamoDB's limit is 400 KB", E.entity_type, size)
+    end
+    return item
+end
+
+-- A patch -> (set, remove) for update_item: nil leaves a field alone, core.null removes it, JSON
+-- fields are encoded per schema; fields in `ignore` and bookkeeping names are skipped.
+function _M.patch_sets(self, E, patch, ignore)
+    local set, remove = {}, {}
+    for k, v in pairs(patch) do
+        if type(k) == "string" and not BOOKKEEPING[k] and not (ignore and ignore[k]) and not (E.drop and E.drop[k]) then
+            if v == core.null then
+                remove[#remove + 1] = k
+            else
+                local kind = E.json and E.json[k]
+                set[k] = kind and util.json_field(v, kind) or v
+            end
+        end
+    end
+    table.sort(remove)
+    set.updated_at = self:now_iso()
+    return set, remove
+end
+
+-- created_at / updated_at for a create: importMetadata's when given, else now.
+function _M.stamps(self, options)
+    local im = type(options) == "table" and options.importMetadata or nil
+    local now = self:now_iso()
+    local created = im and im.created_at and util.normalize_time(im.created_at, "created_at") or now
+    local updated = im and im.updated_at and util.normalize_time(im.updated_at, "updated_at") or created
+    return created, updated, im and im.id
+end
+
+-- The record an item stands for: bookkeeping removed, JSON fields decoded.
+function _M.to_record(E, item)
+    local r = {}
+    for k, v in pairs(item) do
+        if not BOOKKEEPING[k] then
+            local kind = E.json and E.json[k]
+            r[k] = kind and util.read_json_field(v, kind) or v
+        end
+    end
+    return r
+end
+
+-- An item whose ttl is at or before now is absent (DynamoDB deletes lazily).
+function _M.live(self, item)
+    if item == nil then return false end
+    local ttl = item.ttl
+    return type(ttl) ~= "number" or ttl > self:now_s()
+end
+
+-- TTL in epoch seconds from an ISO timestamp (or nil).
+function _M.ttl_from(iso)
+    local ms = util.parse_iso(iso)
+    return ms and math.floor(ms / 1000) or nil
+end
+
+-- expressions with placeholders only --------------------------------------------------------------
+
+local function names_values()
+    local st = { names = {}, values = {}, n = 0, v = 0, byname = {} }
+    function st.name(attr)
+        local ph = st.byname[attr]
+        if not ph then
+            st.n = st.n + 1
+            ph = "#n" .. st.n
+            st.byname[attr] = ph
+            st.names[ph] = attr
+        end
+        return ph
+    end
+    function st.value(v)
+        st.v = st.v + 1
+        local ph = ":v" .. st.v
+        st.values[ph] = v
+        return ph
+    end
+    function st.apply(req)
+        if next(st.names) then req.ExpressionAttributeNames = st.names end
+        if next(st.values) then req.ExpressionAttributeValues = st.values end
+        return req
+    end
+    return st
+end
+_M.names_values = names_values
+
+-- UpdateItem request: set = { attr = value }, remove = { attr, ... }; cond built by cond_fn(st).
+function _M.update_request(self, key, set, remove, cond_fn)
+    local st = names_values()
+    local sets, rems = {}, {}
+    local attrs = {}
+    for k in pairs(set or {}) do attrs[#attrs + 1] = k end
+    table.sort(attrs)
+    for _, k in ipairs(attrs) do sets[#sets + 1] = st.name(k) .. " = " .. st.value(set[k]) end
+    for _, k in ipairs(remove or {}) do rems[#rems + 1] = st.name(k) end
+    local expr = {}
+    if #sets > 0 then expr[#expr + 1] = "SET " .. table.concat(sets, ", ") end
+    if #rems > 0 then expr[#expr + 1] = "REMOVE " .. table.concat(rems, ", ") end
+    local req = { TableName = self.table, Key = key, UpdateExpression = table.concat(expr, " ") }
+    if cond_fn then req.ConditionExpression = cond_fn(st) end
+    return st.apply(req)
+end
+
+-- "the item exists and is live"
+function _M.cond_exists_live(self, st)
+    return "attribute_exists(" .. st.name("PK") .. ") AND (attribute_not_exists(" .. st.name("ttl") .. ") OR "
+        .. st.name("ttl") .. " > " .. st.value(self:now_s()) .. ")"
+end
+
+-- "no live item here" (an expired one may be overwritten)
+function _M.cond_absent(self, st)
+    return "attribute_not_exists(" .. st.name("PK") .. ") OR " .. st.name("ttl") .. " <= " .. st.value(self:now_s())
+end
+
+-- single-item operations ---------------------------------------------------------------------------
+
+function _M.get_item(self, pk, sk, consistent)
+    local r = self.client:call("GetItem", { TableName = self.table, Key = { PK = pk, SK = sk },
+        ConsistentRead = consistent and true or nil })
+    if r.Item and self:live(r.Item) then return r.Item end
+    return nil
+end
+
+-- PutItem that must not replace a live item; a taken key raises 409 with message.
+function _M.put_new(self, item, message)
+    local st = names_values()
+    local req = st.apply({ TableName = self.table, Item = item, ConditionExpression = self:cond_absent(st) })
+    local ok, err = pcall(self.client.call, self.client, "PutItem", req)
+    if not ok then
+        if errors.is(err, "ConditionalCheckFailedException") then _M.conflict(message, err) end
+        error(err, 0)
+    end
+    return item
+end
+
+-- UpdateItem on a live item -> true, or false when it is missing.
+function _M.update_item(self, key, set, remove, extra_cond)
+    local req = self:update_request(key, set, remove, function(st)
+        local c = self:cond_exists_live(st)
+        if extra_cond then c = "(" .. c .. ") AND (" .. extra_cond(st) .. ")" end
+        return c
+    end)
+    local ok, err = pcall(self.client.call, self.client, "UpdateItem", req)
+    if ok then return true end
+    if errors.is(err, "ConditionalCheckFailedException") then return false end
+    error(err, 0)
+end
+
+-- DeleteItem -> the old item (live or not), or nil when there was none.
+function _M.delete_item(self, pk, sk)
+    local r = self.client:call("DeleteItem", { TableName = self.table, Key = { PK = pk, SK = sk },
+        ReturnValues = "ALL_OLD" })
+    return r.Attributes
+end
+
+-- transactions ---------------------------------------------------------------------------------------
+
+-- Builder: tx:put(item, cond_fn?), tx:update(key, set, remove, cond_fn?), tx:delete(key, cond_fn?),
+-- tx:check(key, cond_fn); cond_fn(st) returns a condition using the st placeholders.
+local Tx = {}
+Tx.__index = Tx
+
+function _M.tx(self)
+    return setmetatable({ ctx = self, items = {}, keys = {} }, Tx)
+end
+
+local function key_id(key)
+    return tostring(key.PK) .. "\0" .. tostring(key.SK)
+end
+
+function Tx._add(self, kind, key, op)
+    local id = key_id(key)
+    if self.keys[id] then error("transaction has two operations on " .. id:gsub("%z", " / "), 3) end
+    self.keys[id] = true
+    self.items[#self.items + 1] = { [kind] = op }
+end
+
+function Tx.put(self, item, cond_fn)
+    local st = names_values()
+    local op = { TableName = self.ctx.table, Item = item }
+    if cond_fn then op.ConditionExpression = cond_fn(st) end
+    self:_add("Put", item, st.apply(op))
+end
+
+function Tx.put_new(self, item)
+    self:put(item, function(st) return self.ctx:cond_absent(st) end)
+end
+
+function Tx.update(self, key, set, remove, cond_fn)
+    self:_add("Update", key, self.ctx:update_request(key, set, remove, cond_fn))
+end
+
+function Tx.delete(self, key, cond_fn)
+    local st = names_values()
+    local op = { TableName = self.ctx.table, Key = key }
+    if cond_fn then op.ConditionExpression = cond_fn(st) end
+    self:_add("Delete", key, st.apply(op))
+end
+
+function Tx.check(self, key, cond_fn)
+    local st = names_values()
+    self:_add("ConditionCheck", key, st.apply({ TableName = self.ctx.table, Key = key,
+        ConditionExpression = cond_fn(st) }))
+end
+
+function Tx.size(self)
+    return #self.items
+end
+
+-- Runs it: a cancellation caused by a condition raises 409 with message (or, with no message,
+-- returns false); other failures propagate with their AWS code.
+function Tx.run(self, message)
+    if #self.items == 0 then return true end
+    if #self.items > 100 then errors.validation("a transaction holds at most 100 operations, got %d", #self.items) end
+    local ok, err = pcall(self.ctx.client.call, self.ctx.client, "TransactWriteItems",
+        { TransactItems = self.items })
+    if ok then return true end
+    if errors.is(err, "TransactionCanceledException") then
+        local reasons = type(err.cause) == "table" and err.cause.CancellationReasons or {}
+        for _, r in ipairs(reasons) do
+            if r.Code == "ConditionalCheckFailed" then
+                if message then _M.conflict(message, err) end
+                return false, reasons
+            end
+        end
+    end
+    error(err, 0)
+end
+
+-- reading ranges ------------------------------------------------------------------------------------
+
+-- A Query over one partition (optionally an index) with an optional sort-key prefix.
+-- opts: pk, prefix, index ("GSI1"/"GSI2"), consistent, limit, start (ExclusiveStartKey),
+-- select ("COUNT"). Returns the raw reply.
+function _M.query_page(self, opts)
+    local st = names_values()
+    local pk_attr, sk_attr = "PK", "SK"
+    if opts.index then pk_attr, sk_attr = opts.index .. "PK", opts.index .. "SK" end
+    local cond = st.name(pk_attr) .. " = " .. st.value(opts.pk)
+    if opts.prefix and opts.prefix ~= "" then
+        cond = cond .. " AND begins_with(" .. st.name(sk_attr) .. ", " .. st.value(opts.prefix) .. ")"
+    end
+    local req = {
+        TableName = self.table, IndexName = opts.index, KeyConditionExpression = cond,
+        ExclusiveStartKey = opts.start, Limit = opts.limit, ConsistentRead = opts.consistent or nil,
+        Select = opts.select, ScanIndexForward = opts.descending and false or nil,
+    }
+    if opts.select == "COUNT" then
+        req.FilterExpression = "attribute_not_exists(" .. st.name("ttl") .. ") OR " .. st.name("ttl") .. " > "
+            .. st.value(self:now_s())
+    end
+    return self.client:call("Query", st.apply(req))
+end
+
+-- Every live item of a range, following pages.
+function _M.query_all(self, opts)
+    local out = {}
+    local start
+    repeat
+        local o = util.shallow_copy(opts)
+        o.start = start
+        local r = self:query_page(o)
+        for _, it in ipairs(r.Items or {}) do
+            if self:live(it) then out[#out + 1] = it end
+        end
+        start = r.LastEvaluatedKey
+    until start == nil
+    return out
+end
+
+-- Deletes every item of a range (batched by 25, unprocessed retried); returns how many.
+function _M.delete_range(self, opts)
+    local items = self:query_all(opts)
+    local reqs = {}
+    for i, it in ipairs(items) do reqs[i] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
+    if #reqs > 0 then
+        local left = self.client:batch_write(self.table, reqs)
+        if #left > 0 then
+            errors.raise(0, "UnprocessedItems", #left .. " items could not be deleted", { unprocessed = left })
+        end
+    end
+    return #items
+end
+
+-- listing (contract §3) ---------------------------------------------------------------------------
+
+local function clamp_size(v, max, name)
+    if v == nil then return math.min(DEFAULT_PAGE, max) end
+    if type(v) ~= "number" or v ~= math.floor(v) then errors.validation("%s must be an integer", name) end
+    if v < 1 then return 1 end
+    if v > max then return max end
+    return v
+end
+
+local function key_of(item, index)
+    local k = { PK = item.PK, SK = item.SK }
+    if index then
+        k[index .. "PK"] = item[index .. "PK"]
+        k[index .. "SK"] = item[index .. "SK"]
+    end
+    return k
+end
+
+local function fingerprint(opts, q)
+    return core.sha256_hex(table.concat({ opts.index or "", opts.pk or "", opts.prefix or "", q or "",
+        opts.items_key or "" }, "\0")):sub(1, 16)
+end
+
+local function encode_cursor(key, fp)
+    return util.b64url(core.json_encode({ k = key, f = fp }))
+end
+
+-- A cursor that is malformed, foreign or stale is ignored (the listing restarts), never an error.
+local function decode_cursor(s, fp)
+    local raw = util.unb64url(s)
+    if not raw then return nil end
+    local ok, t = pcall(core.json_decode, raw)
+    if not ok or type(t) ~= "table" or t.f ~= fp or type(t.k) ~= "table" or t.o ~= nil then return nil end
+    for k, v in pairs(t.k) do
+        if type(k) ~= "string" or type(v) ~= "string" then return nil end
+    end
+    if not t.k.PK or not t.k.SK then return nil end
+    return t.k
+end
+
+local function decode_offset_cursor(s, fp)
+    local raw = util.unb64url(s)
+    if not raw then return nil end
+    local ok, t = pcall(core.json_decode, raw)
+    if not ok or type(t) ~= "table" or t.f ~= fp or type(t.o) ~= "number" or t.o < 0 then return nil end
+    return t.o
+end
+
+-- Pages an in-memory list of records the way list() pages a range.
+local function page_list(records, params, keyset, limit, fp, opts)
+    local res = { start = 0, limit = limit }
+    local list = core.array({})
+    if keyset then
+        local from = params.from and decode_offset_cursor(params.from, fp) or 0
+        for i = from + 1, math.min(from + limit, #records) do list[#list + 1] = records[i] end
+        if from + limit < #records then res.next = util.b64url(core.json_encode({ o = from + limit, f = fp })) end
+    else
+        local page = params.page or 0
+        local skip = page * limit
+        res.start = skip
+        for i = skip + 1, math.min(skip + limit, #records) do list[#list + 1] = records[i] end
+        if params.include_totals then res.total = #records end
+    end
+    res.length = #list
+    res[opts.items_key] = list
+    return res
+end
+
+-- list(opts) -> { [items_key] = records, start, limit, length, total?, next? }
+-- opts: params (the caller's), spec (filter spec, nil = q unsupported), pk, prefix, index,
+-- to_record(item) -> record or nil, items_key, sortable (set of fields), fast_paths
+-- ({ field = function(value) -> records }), keep(record) -> boolean (e.g. keyset drops linked users).
+function _M.list(self, opts)
+    local params = opts.params or {}
+    if type(params) ~= "table" then errors.validation("list params must be a table") end
+    local filter = require "authhero.aws.filter"
+    local q = params.q
+    if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
+    if q and q:match("^%s*$") then q = nil end
+    local pred, ast
+    if q then
+        if not opts.spec then errors.validation("q is not supported when listing %s", opts.items_key) end
+        ast = filter.parse(q, opts.spec)
+        pred = filter.compile(ast)
+    end
+    if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0 or params.page ~= math.floor(params.page)) then
+        errors.validation("page must be a non-negative integer")
+    end
+    local keyset = params.from ~= nil or params.take ~= nil
+    local limit = clamp_size(keyset and params.take or params.per_page, self.max_page_size,
+        keyset and "take" or "per_page")
+    local fp = fingerprint(opts, q)
+    local keep = opts.keep
+    local function accept(rec, keyset_mode)
+        if rec == nil then return false end
+        if keep and not keep(rec, keyset_mode) then return false end
+        return pred == nil or pred(rec)
+    end
+
+    -- an index answers the query: filter the candidates in Lua, page in memory
+    if ast and opts.fast_paths then
+        for field, fn in pairs(opts.fast_paths) do
+            local v = filter.equality(ast, field)
+            if v ~= nil then
+                local out = {}
+                for _, rec in ipairs(fn(v)) do
+                    if accept(rec, keyset) then out[#out + 1] = rec end
+                end
+                return page_list(out, params, keyset, limit, fp, opts)
+            end
+        end
+    end
+
+    local sort = params.sort
+    local sort_by = not keyset and type(sort) == "table" and opts.sortable and opts.sortable[sort.sort_by]
+        and sort.sort_by or nil
+    local res = { start = 0, limit = limit }
+    local list = core.array({})
+    local read = { pk = opts.pk, prefix = opts.prefix, index = opts.index, consistent = opts.consistent }
+
+    if keyset then
+        local start = params.from and decode_cursor(params.from, fp) or nil
+        local last_key
+        repeat
+            read.start = start
+            read.limit = math.min(1000, (limit + 1) * (pred and 4 or 1))
+            local r = self:query_page(read)
+            for _, it in ipairs(r.Items or {}) do
+                if self:live(it) then
+                    local rec = opts.to_record(it)
+                    if accept(rec, true) then
+                        if #list == limit then
+                            res.next = encode_cursor(last_key, fp) -- one more exists: hand out a cursor
+                            break
+                        end
+                        list[#list + 1] = rec
+                        last_key = key_of(it, opts.index)
+                    end
+                end
+            end
+            start = r.LastEvaluatedKey
+        until res.next or start == nil
+    else
+        local page = params.page or 0
+        local skip = page * limit
+        if skip > MAX_OFFSET then
+            errors.validation("page * per_page may not exceed %d; use keyset pagination (from/take)", MAX_OFFSET)
+        end
+        res.start = skip
+        if sort_by then
+            local all = {}
+            read.start = nil
+            repeat
+                local r = self:query_page(read)
+                for _, it in ipairs(r.Items or {}) do
+                    if self:live(it) then
+                        local rec = opts.to_record(it)
+                        if accept(rec, false) then
+                            all[#all + 1] = rec
+                            if #all > MAX_SORT_ROWS then
+                                errors.validation("too many records to sort (more than %d); narrow the query", MAX_SORT_ROWS)
+                            end
+                        end
+                    end
+                end
+                read.start = r.LastEvaluatedKey
+            until read.start == nil
+            local desc = sort.sort_order == "desc" or sort.sort_order == -1
+            table.sort(all, function(a, b)
+                local x, y = a[sort_by], b[sort_by]
+                if x == nil or x == core.null then return false end
+                if y == nil or y == core.null then return true end
+                if type(x) ~= type(y) then x, y = tostring(x), tostring(y) end
+                if x == y then return false end
+                if desc then return x > y end
+                return x < y
+            end)
+            for i = skip + 1, math.min(skip + limit, #all) do list[#list + 1] = all[i] end
+            if params.include_totals then res.total = #all end
+        else
+            local seen = 0
+            local need_total = params.include_totals and true or false
+            read.start = nil
+            repeat
+                read.limit = need_total and 1000 or math.min(1000, (skip + limit - seen) * (pred and 4 or 1) + 1)
+                local r = self:query_page(read)
+                for _, it in ipairs(r.Items or {}) do
+                    if self:live(it) then
+                        local rec = opts.to_record(it)
+                        if accept(rec, false) then
+                            seen = seen + 1
+                            if seen > skip and #list < limit then list[#list + 1] = rec end
+                        end
+                    end
+                end
+                read.start = r.LastEvaluatedKey
+            until read.start == nil or (not need_total and #list >= limit)
+            if need_total then res.total = seen end
+        end
+    end
+    res.length = #list
+    res[opts.items_key] = list
+    return res
+end
+
+return _M
