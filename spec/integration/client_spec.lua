@@ -299,6 +299,18 @@ describe("client against DynamoDB Local", function()
             assert.is_true(c.stats.read_capacity >= 0.5)
             c:close()
         end)
+
+        it("asks for ConsumedCapacity on every data call when configured", function()
+            local c = new_client({ return_consumed_capacity = "TOTAL" })
+            local params = { TableName = TABLE, Key = { PK = "S#1", SK = "x" } }
+            c:call("GetItem", params)
+            assert.is_nil(params.ReturnConsumedCapacity) -- the caller's table is left alone
+            c:call("PutItem", { TableName = TABLE, Item = { PK = "S#2", SK = "x" } })
+            c:call("DescribeTable", { TableName = TABLE }) -- takes no ReturnConsumedCapacity
+            assert.is_true(c.stats.read_capacity >= 0.5)
+            assert.is_true(c.stats.write_capacity >= 1)
+            c:close()
+        end)
     end)
 
     describe("configuration", function()

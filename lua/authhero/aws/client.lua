@@ -33,6 +33,11 @@ local EXPIRED_CREDENTIALS = {
     ExpiredTokenException = true, ExpiredToken = true, UnrecognizedClientException = true,
     InvalidClientTokenId = true,
 }
+-- Operations that take ReturnConsumedCapacity (config.return_consumed_capacity adds it to each).
+local CAPACITY_OPS = {
+    GetItem = true, PutItem = true, UpdateItem = true, DeleteItem = true, Query = true, Scan = true,
+    BatchGetItem = true, BatchWriteItem = true, TransactWriteItems = true, TransactGetItems = true,
+}
 local READ_OPS = {
     GetItem = true, Query = true, Scan = true, BatchGetItem = true, TransactGetItems = true,
     ExecuteStatement = true, BatchExecuteStatement = true,
@@ -121,6 +126,7 @@ function _M.new(config)
         _now = config.now or core.now,
         _random = config.random or math.random,
         _log = config.log,
+        _rcc = config.return_consumed_capacity,
     }, mt)
     self._transport = default_transport(config)
     local credentials = require "authhero.aws.credentials"
@@ -256,6 +262,11 @@ function _M.call(self, op, params)
     end
     if params ~= nil and type(params) ~= "table" then
         error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 2)
+    end
+    if self._rcc and CAPACITY_OPS[op] and (params == nil or params.ReturnConsumedCapacity == nil) then
+        local p = { ReturnConsumedCapacity = self._rcc }
+        for k, v in pairs(params or {}) do p[k] = v end
+        params = p
     end
     local body = core.encode_request(params or {}) -- bad input raises here, before any request
     local transport = self._transport
