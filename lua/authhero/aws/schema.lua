@@ -39,6 +39,8 @@ _M.keys = {
     user_partition = function(t, u) return key("TENANT", t, "USER", u) end,
 
     session = function(t, id) return { PK = key("TENANT", t), SK = key("SESSION", id) } end,
+    -- GSI1 partition of one user: sessions, memberships (and later refresh tokens, ...) by user
+    user_index_partition = function(t, u) return key("TENANT", t, "USER", u) end,
     session_user_index = function(t, u, id) return { GSI1PK = key("TENANT", t, "USER", u), GSI1SK = key("SESSION", id) } end,
 
     client = function(t, c) return { PK = key("TENANT", t), SK = key("CLIENT", c) } end,

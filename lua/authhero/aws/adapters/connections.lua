@@ -1,0 +1,151 @@
+-- connections (contract §4.5): PK TENANT#{t} / SK CONNECTION#{id}, with the name index GSI1
+-- TENANT#{t}#CONNECTION_NAME#{name} / CONNECTION (rewritten on rename) serving `q = "name:…"`.
+-- Names are not unique. remove detaches the connection from clients through the clientConnections
+-- adapter when that adapter is present; organization connections referencing it are left.
+local core = require "authhero.aws.core"
+local schema = require "authhero.aws.schema"
+local store = require "authhero.aws.store"
+local util = require "authhero.aws.util"
+
+local keys = schema.keys
+local null = core.null
+
+local E = {
+    entity_type = "CONNECTION",
+    json = { options = "object", enabled_clients = "array", metadata = "object" },
+    drop = { tenant_id = true },
+}
+
+local Q = {
+    fields = {
+        id = { type = "string" }, name = { type = "string" }, display_name = { type = "string" },
+        strategy = { type = "string" }, is_system = { type = "boolean" },
+        is_domain_connection = { type = "boolean" }, show_as_button = { type = "boolean" },
+        created_at = { type = "string" }, updated_at = { type = "string" },
+    },
+    search = { { field = "name", mode = "substring" }, { field = "display_name", mode = "substring" },
+        { field = "strategy", mode = "substring" } },
+}
+local SORTABLE = { name = true, strategy = true, display_name = true, created_at = true, updated_at = true }
+
+-- A copy of v without null-valued map entries, at every depth (AuthHero does this for Terraform
+-- payloads). Array elements are kept as they are; marker metatables survive the copy.
+local function drop_nulls(v)
+    if type(v) ~= "table" then return v end
+    local out = {}
+    local is_array = core.is_array(v)
+    for k, x in pairs(v) do
+        if x ~= null or is_array then out[k] = drop_nulls(x) end
+    end
+    return setmetatable(out, getmetatable(v))
+end
+
+-- options, enabled_clients and is_system as stored: null options -> {}, null enabled_clients -> [],
+-- is_system only when true (false or null removes it).
+local function normalize(r)
+    if r.options ~= nil then
+        if r.options == null then r.options = {} else r.options = drop_nulls(r.options) end
+    end
+    if r.enabled_clients == null then r.enabled_clients = core.array({}) end
+    if r.is_system ~= nil and r.is_system ~= true then r.is_system = null end
+end
+
+return function(ctx, adapters)
+    local function to_record(item)
+        if item.entityType ~= E.entity_type then return nil end
+        local r = store.to_record(E, item)
+        r.tenant_id = nil
+        if r.is_system ~= true then r.is_system = nil end
+        return r
+    end
+
+    local M = {}
+
+    function M.create(tenant_id, connection, options)
+        store.need_string(tenant_id, "tenant_id")
+        store.need_table(connection, "connection")
+        store.need_string(connection.name, "name")
+        store.need_string(connection.strategy, "strategy")
+        local created, updated, import_id = ctx:stamps(options)
+        local id = import_id or connection.id
+        if id == nil or id == null then id = ctx.new_id() end
+        store.need_string(id, "id")
+        local rec = util.shallow_copy(connection)
+        normalize(rec)
+        if rec.options == nil then rec.options = {} end
+        if rec.enabled_clients == nil then rec.enabled_clients = core.array({}) end
+        rec.id, rec.created_at, rec.updated_at = id, created, updated
+        local k = keys.connection(tenant_id, id)
+        local idx = keys.connection_name_index(tenant_id, rec.name)
+        k.GSI1PK, k.GSI1SK = idx.GSI1PK, idx.GSI1SK
+        k.tenant_id = tenant_id
+        local item = ctx:to_item(E, rec, k)
+        ctx:put_new(item, "Connection already exists")
+        return to_record(item)
+    end
+
+    function M.get(tenant_id, id)
+        store.need_string(tenant_id, "tenant_id")
+        store.need_string(id, "id")
+        local k = keys.connection(tenant_id, id)
+        local item = ctx:get_item(k.PK, k.SK)
+        return item and to_record(item) or nil
+    end
+
+    -- Connections with this exact name through GSI1, re-checked for tenant and name (§2.10).
+    local function by_name(tenant_id, name)
+        local pk = keys.connection_name_index(tenant_id, name).GSI1PK
+        local out = {}
+        for _, it in ipairs(ctx:query_all({ pk = pk, index = "GSI1" })) do
+            if it.tenant_id == tenant_id and it.name == name then
+                local r = to_record(it)
+                if r then out[#out + 1] = r end
+            end
+        end
+        table.sort(out, function(a, b) return a.id < b.id end)
+        return out
+    end
+
+    function M.list(tenant_id, params)
+        store.need_string(tenant_id, "tenant_id")
+        return ctx:list({
+            params = params, spec = Q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.connection,
+            to_record = to_record, items_key = "connections", sortable = SORTABLE,
+            fast_paths = { name = function(v) return by_name(tenant_id, v) end },
+        })
+    end
+
+    -- One UpdateItem; a rename rewrites the name index in the same write.
+    function M.update(tenant_id, id, patch)
+        store.need_string(tenant_id, "tenant_id")
+        store.need_string(id, "id")
+        store.need_table(patch, "patch")
+        if patch.name ~= nil then store.need_string(patch.name, "name") end
+        if patch.strategy ~= nil then store.need_string(patch.strategy, "strategy") end
+        local p = util.shallow_copy(patch)
+        normalize(p)
+        local set, remove = ctx:patch_sets(E, p, { id = true, created_at = true })
+        if p.name ~= nil then
+            local idx = keys.connection_name_index(tenant_id, p.name)
+            set.GSI1PK, set.GSI1SK = idx.GSI1PK, idx.GSI1SK
+        end
+        return ctx:update_item(keys.connection(tenant_id, id), set, remove)
+    end
+
+    function M.remove(tenant_id, id)
+        store.need_string(tenant_id, "tenant_id")
+        store.need_string(id, "id")
+        local k = keys.connection(tenant_id, id)
+        local old = ctx:delete_item(k.PK, k.SK)
+        if old == nil then return false end
+        local cc = adapters and adapters.clientConnections
+        if cc and cc.listByConnection and cc.removeClientFromConnection then
+            for _, client_id in ipairs(cc.listByConnection(tenant_id, id) or {}) do
+                cc.removeClientFromConnection(tenant_id, id, client_id)
+            end
+        end
+        return true
+    end
+
+    return store.adapter(M)
+end
