@@ -348,7 +348,7 @@ function _M.query_page(self, opts)
     return self.client:call("Query", st.apply(req))
 end
 
--- Every live item of a range, following pages.
+-- Every live item of a range, following pages (opts.include_expired: expired ones too).
 function _M.query_all(self, opts)
     local out = {}
     local start
@@ -357,16 +357,19 @@ function _M.query_all(self, opts)
         o.start = start
         local r = self:query_page(o)
         for _, it in ipairs(r.Items or {}) do
-            if self:live(it) then out[#out + 1] = it end
+            if opts.include_expired or self:live(it) then out[#out + 1] = it end
         end
         start = r.LastEvaluatedKey
     until start == nil
     return out
 end
 
--- Deletes every item of a range (batched by 25, unprocessed retried); returns how many.
+-- Deletes every item of a range, expired ones included (batched by 25, unprocessed retried);
+-- returns how many.
 function _M.delete_range(self, opts)
-    local items = self:query_all(opts)
+    local o = util.shallow_copy(opts)
+    o.include_expired = true
+    local items = self:query_all(o)
     local reqs = {}
     for i, it in ipairs(items) do reqs[i] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
     if #reqs > 0 then
@@ -547,12 +550,18 @@ function _M.list(self, opts)
                 read.start = r.LastEvaluatedKey
             until read.start == nil
             local desc = sort.sort_order == "desc" or sort.sort_order == -1
+            local pos = {}
+            for i, rec in ipairs(all) do pos[rec] = i end
+            -- stable: equal (or absent) values keep the natural order; absent values sort last
             table.sort(all, function(a, b)
                 local x, y = a[sort_by], b[sort_by]
-                if x == nil or x == core.null then return false end
-                if y == nil or y == core.null then return true end
+                local xn, yn = x == nil or x == core.null, y == nil or y == core.null
+                if xn or yn or x == y then
+                    if xn ~= yn then return yn end
+                    return pos[a] < pos[b]
+                end
                 if type(x) ~= type(y) then x, y = tostring(x), tostring(y) end
-                if x == y then return false end
+                if x == y then return pos[a] < pos[b] end
                 if desc then return x > y end
                 return x < y
             end)
