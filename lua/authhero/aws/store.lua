@@ -10,8 +10,10 @@ local util = require "authhero.aws.util"
 local _M = {}
 local mt = { __index = _M }
 
+-- Attributes that are the table's, never a record's. hasLinked marks a user that other users were
+-- linked to (so reading a user without it skips the linked-users query).
 local BOOKKEEPING = { PK = true, SK = true, GSI1PK = true, GSI1SK = true, GSI2PK = true, GSI2SK = true,
-    entityType = true, ttl = true }
+    entityType = true, ttl = true, hasLinked = true }
 _M.BOOKKEEPING = BOOKKEEPING
 
 local DEFAULT_PAGE, MAX_OFFSET, MAX_SORT_ROWS, MAX_ITEM_BYTES = 50, 10000, 10000, 400 * 1024

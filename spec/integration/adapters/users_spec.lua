@@ -405,13 +405,13 @@ describe("users adapter", function()
             assert.same({}, q("linked_to:auth2|nobody"))
             local before = requests()
             assert.same({ "auth2|bob" }, q("user_id:auth2|bob"))
-            assert.equals(2, requests() - before) -- GetItem + the linked-users query for identities
+            assert.equals(1, requests() - before) -- GetItem only: bob has no linked users (no hasLinked)
             before = requests()
             assert.same({ "auth2|bob", "email|bob" }, q("email:bob@example.com"))
-            assert.equals(3, requests() - before) -- one GSI1 query + identities
+            assert.equals(1, requests() - before) -- one GSI1 query; no identities query without hasLinked
             before = requests()
             assert.same({ "auth2|dave" }, q("username:dave"))
-            assert.equals(3, requests() - before) -- guard query + GetItem + identities
+            assert.equals(2, requests() - before) -- guard query + GetItem
             assert.same({ "auth2|bob" }, q('user_id:"auth2|bob"'))
             assert.same({}, q("user_id:auth2|bob provider:email"))
             assert.same({}, q("user_id:auth2|nobody"))
@@ -802,6 +802,8 @@ describe("users adapter", function()
                 linked_to = p.user_id })
             session(t, s.user_id, "sec-session")
             A.passwords.create(t, { user_id = s.user_id, password = "h" })
+            fx.raises(400, "ValidationError", mk, t, { user_id = "auth2|other", linked_to = "auth2|someone-else" })
+            mk(t, { user_id = "auth2|someone-else" })
             local other = mk(t, { user_id = "auth2|other", linked_to = "auth2|someone-else" })
             assert.is_true(U.remove(t, p.user_id))
             assert.is_nil(U.get(t, s.user_id))

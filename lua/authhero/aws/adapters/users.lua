@@ -114,9 +114,13 @@ local function profile_data(v)
 end
 
 return function(ctx, adapters)
+    -- records whose item carries hasLinked: only these need the linked-users query
+    local maybe_linked = setmetatable({}, { __mode = "k" })
+
     local function to_record(item)
         if item.entityType ~= E.entity_type then return nil end
         local r = store.to_record(E, item)
+        if item.hasLinked then maybe_linked[r] = true end
         if r.app_metadata == nil then r.app_metadata = {} end
         if r.user_metadata == nil then r.user_metadata = {} end
         if r.email_verified == nil then r.email_verified = false end
@@ -164,7 +168,9 @@ return function(ctx, adapters)
 
     -- record.identities: its own identity, then one per linked user, oldest first
     local function with_identities(t, rec, linked)
-        linked = linked or linked_records(t, rec.user_id)
+        if linked == nil then
+            linked = maybe_linked[rec] and linked_records(t, rec.user_id) or {}
+        end
         table.sort(linked, older)
         local ids = core.array({ own_identity(rec) })
         for _, l in ipairs(linked) do
@@ -199,6 +205,23 @@ return function(ctx, adapters)
     end
 
     local M = {}
+
+    -- Marks the primary a user is being linked to (in the same transaction); the primary must
+    -- exist. Returns the operation's index in tx.
+    local function mark_primary(tx, t, primary)
+        tx:update(keys.user(t, primary), { hasLinked = true }, nil, function(st)
+            return "attribute_exists(" .. st.name("PK") .. ") AND " .. st.name("entityType") .. " = "
+                .. st.value(E.entity_type)
+        end)
+        return tx:size()
+    end
+
+    local function primary_missing(reasons, at, primary)
+        local r = at and reasons and reasons[at]
+        if r and r.Code == "ConditionalCheckFailed" then
+            errors.validation("linked_to: no user %s in this tenant", tostring(primary))
+        end
+    end
 
     function M.create(t, user, options)
         store.need_string(t, "tenant_id")
@@ -252,7 +275,12 @@ return function(ctx, adapters)
                 user_id = user_id, password = pw.hash, algorithm = value(pw.algorithm), is_current = true,
             }, { importMetadata = { created_at = created, updated_at = updated } }))
         end
-        tx:run("User already exists")
+        local at = present(u.linked_to) and mark_primary(tx, t, u.linked_to) or nil
+        local ok, reasons = tx:run(nil)
+        if not ok then
+            primary_missing(reasons, at, u.linked_to)
+            store.conflict("User already exists")
+        end
         -- a new user has no linked users (remove takes them along with their primary)
         return with_identities(t, to_record(item), {})
     end
@@ -407,8 +435,11 @@ return function(ctx, adapters)
             end
             move(email_guard(t, old.email, old.provider), email_guard(t, new.email, new.provider))
             move(username_guard(t, old.username, old.provider), username_guard(t, new.username, new.provider))
+            local at
+            if present(new.linked_to) and new.linked_to ~= old.linked_to then at = mark_primary(tx, t, new.linked_to) end
             local ok, reasons = tx:run(nil)
             if ok then return true end
+            primary_missing(reasons, at, new.linked_to)
             local first = reasons[1]
             if not (first and first.Code == "ConditionalCheckFailed") then store.conflict("User already exists") end
             -- the user changed (or went away) between the read and the write: read again

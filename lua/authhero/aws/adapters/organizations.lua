@@ -1,0 +1,214 @@
+-- organizations (contract §4.8): PK TENANT#{t} / SK ORG#{id} and the name guard ORG_NAME#{name}
+-- (unique names, consistent get-by-name). remove cascades to the organization partition (members
+-- with their id pointers, organization connections) and its invites; organization-scoped roles are
+-- left ([may]). The module is callable; `record(item)` is shared with user_organizations.
+local core = require "authhero.aws.core"
+local errors = require "authhero.aws.errors"
+local schema = require "authhero.aws.schema"
+local store = require "authhero.aws.store"
+
+local keys = schema.keys
+local INVITE_PREFIX = "INVITE#" -- invites' GSI1 sort-key prefix (contract §6, invites)
+
+local E = {
+    entity_type = "ORGANIZATION",
+    json = { branding = "object", metadata = "object", enabled_connections = "array", token_quota = "object" },
+}
+
+local Q = {
+    fields = {
+        id = { type = "string" }, name = { type = "string" }, display_name = { type = "string" },
+        created_at = { type = "string" },
+    },
+    search = { { field = "name", mode = "substring" }, { field = "display_name", mode = "substring" } },
+}
+local SORTABLE = { name = true, display_name = true, created_at = true }
+
+-- The record an organization item stands for (nil for any other item).
+local function record(item)
+    if item == nil or item.entityType ~= E.entity_type then return nil end
+    local r = store.to_record(E, item)
+    r.tenant_id = nil
+    if r.metadata == nil then r.metadata = {} end
+    if r.enabled_connections == nil then r.enabled_connections = core.array({}) end
+    return r
+end
+
+local function owned_by(attr, value)
+    return function(st)
+        return "attribute_not_exists(" .. st.name("PK") .. ") OR " .. st.name(attr) .. " = " .. st.value(value)
+    end
+end
+
+local function failed(reason)
+    return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
+end
+
+local function check_name(v)
+    if v == core.null or type(v) ~= "string" or v == "" then errors.validation("name is required") end
+end
+
+local function new(ctx)
+    local function guard_item(t, name, id, now)
+        local g = keys.organization_name_guard(t, name)
+        g.entityType = "ORGANIZATION_NAME"
+        g.organization_id, g.tenant_id, g.created_at, g.updated_at = id, t, now, now
+        return g
+    end
+
+    local function get_by_id(t, id)
+        local k = keys.organization(t, id)
+        return record(ctx:get_item(k.PK, k.SK, true))
+    end
+
+    -- The name guard says which organization owns a name; the organization must still carry it.
+    local function get_by_name(t, name)
+        local g = keys.organization_name_guard(t, name)
+        local guard = ctx:get_item(g.PK, g.SK, true)
+        if not guard or type(guard.organization_id) ~= "string" then return nil end
+        local r = get_by_id(t, guard.organization_id)
+        if r and r.name == name then return r end
+        return nil
+    end
+
+    local M = {}
+
+    function M.create(t, org, options)
+        store.need_string(t, "tenant_id")
+        store.need_table(org, "organization")
+        check_name(org.name)
+        store.opt_string(org.display_name, "display_name")
+        local created, updated, import_id = ctx:stamps(options)
+        local id = import_id or org.id or ctx.new_id()
+        store.need_string(id, "id")
+        local rec = {}
+        for k, v in pairs(org) do rec[k] = v end
+        rec.id, rec.tenant_id, rec.created_at, rec.updated_at = id, t, created, updated
+        if rec.metadata == nil then rec.metadata = {} end
+        if rec.enabled_connections == nil then rec.enabled_connections = core.array({}) end
+        local item = ctx:to_item(E, rec, keys.organization(t, id))
+        local tx = ctx:tx()
+        tx:put_new(item)
+        tx:put_new(guard_item(t, rec.name, id, created))
+        local ok, reasons = tx:run()
+        if not ok then
+            if failed(reasons[1]) then store.conflict("Organization already exists") end
+            store.conflict("An organization with this name already exists")
+        end
+        return record(item)
+    end
+
+    -- get(t, id_or_name): by id, otherwise by exact name (AuthHero accepts either).
+    function M.get(t, id)
+        store.need_string(t, "tenant_id")
+        store.need_string(id, "id")
+        return get_by_id(t, id) or get_by_name(t, id)
+    end
+
+    function M.list(t, params)
+        store.need_string(t, "tenant_id")
+        return ctx:list({
+            params = params, spec = Q, pk = keys.tenant_partition(t), prefix = schema.prefix.organization,
+            to_record = record, items_key = "organizations", sortable = SORTABLE, consistent = true,
+            fast_paths = {
+                id = function(v) return { get_by_id(t, v) } end,
+                name = function(v) return { get_by_name(t, v) } end,
+            },
+        })
+    end
+
+    -- A rename writes the organization, deletes the old guard and creates the new one in one
+    -- transaction, conditioned on the name read; a lost race re-reads (a few times) and retries.
+    local function rename(t, id, set, remove, new_name)
+        local k = keys.organization(t, id)
+        for _ = 1, 3 do
+            local cur = ctx:get_item(k.PK, k.SK, true)
+            if not record(cur) then return false end
+            if cur.name == new_name then return ctx:update_item(k, set, remove) end
+            local drop_old = true
+            for _ = 1, 2 do
+                local tx = ctx:tx()
+                tx:update(k, set, remove, function(st)
+                    return ctx:cond_exists_live(st) .. " AND " .. st.name("name") .. " = " .. st.value(cur.name)
+                end)
+                if drop_old then
+                    tx:delete(keys.organization_name_guard(t, cur.name), owned_by("organization_id", id))
+                end
+                tx:put_new(guard_item(t, new_name, id, set.updated_at))
+                local ok, reasons = tx:run()
+                if ok then return true end
+                if failed(reasons[#reasons]) then store.conflict("An organization with this name already exists") end
+                if failed(reasons[1]) then break end -- missing or renamed meanwhile: read again
+                drop_old = false -- the old guard is not ours (never expected): leave it
+            end
+        end
+        store.conflict("Organization was modified concurrently; try again")
+    end
+
+    function M.update(t, id, patch)
+        store.need_string(t, "tenant_id")
+        store.need_string(id, "id")
+        store.need_table(patch, "patch")
+        if patch.name ~= nil then check_name(patch.name) end
+        store.opt_string(patch.display_name, "display_name")
+        local set, remove = ctx:patch_sets(E, patch, { id = true, tenant_id = true, created_at = true })
+        if patch.name == nil then return ctx:update_item(keys.organization(t, id), set, remove) end
+        return rename(t, id, set, remove, patch.name)
+    end
+
+    -- Members (with their id pointers), organization connections and invites of the organization.
+    local function cascade(t, id)
+        local dels = {}
+        local function del(key) dels[#dels + 1] = { DeleteRequest = { Key = { PK = key.PK, SK = key.SK } } } end
+        local part = keys.organization_partition(t, id)
+        for _, it in ipairs(ctx:query_all({ pk = part, consistent = true })) do
+            del(it)
+            if it.entityType == "USER_ORGANIZATION" and type(it.id) == "string" then
+                del(keys.member_id_pointer(t, it.id))
+            end
+        end
+        for _, it in ipairs(ctx:query_all({ pk = part, index = "GSI1", prefix = INVITE_PREFIX })) do
+            if it.entityType == "INVITE" and it.tenant_id == t then del(it) end
+        end
+        if #dels > 0 then
+            local left = ctx.client:batch_write(ctx.table, dels)
+            if #left > 0 then
+                errors.raise(0, "UnprocessedItems", #left .. " items of organization " .. id
+                    .. " could not be deleted", { unprocessed = left })
+            end
+        end
+    end
+
+    function M.remove(t, id)
+        store.need_string(t, "tenant_id")
+        store.need_string(id, "id")
+        local k = keys.organization(t, id)
+        local cur = ctx:get_item(k.PK, k.SK, true)
+        if not record(cur) then return false end
+        local drop_guard = type(cur.name) == "string"
+        local removed = false
+        for _ = 1, 2 do
+            local tx = ctx:tx()
+            tx:delete(k, function(st) return ctx:cond_exists_live(st) end)
+            if drop_guard then
+                tx:delete(keys.organization_name_guard(t, cur.name), owned_by("organization_id", id))
+            end
+            local ok, reasons = tx:run()
+            if ok then
+                removed = true
+                break
+            end
+            if failed(reasons[1]) then return false end -- removed meanwhile
+            drop_guard = false
+        end
+        if not removed then return false end
+        cascade(t, id)
+        return true
+    end
+
+    return store.adapter(M)
+end
+
+return setmetatable({ record = record, entity = E }, {
+    __call = function(_, ctx, adapters) return new(ctx, adapters) end,
+})

@@ -1,0 +1,218 @@
+-- roles (contract §4.10) against DynamoDB Local: the name guard, rename, the cascading remove,
+-- listing and hostile ids.
+local fx = require "support.adapters"
+local core = require "authhero.aws.core"
+local schema = require "authhero.aws.schema"
+
+local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
+
+local function requests() return fx.client().stats.requests end
+
+local function rejects(f, ...)
+    local before = requests()
+    fx.raises(400, "ValidationError", f, ...)
+    assert.equal(before, requests())
+end
+
+local function raw_get(key)
+    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
+        ConsistentRead = true }).Item
+end
+
+local function raw_put(item)
+    fx.client():call("PutItem", { TableName = fx.table_name(), Item = item })
+end
+
+local function ids(list)
+    local out = {}
+    for i, r in ipairs(list) do out[i] = r.id end
+    return out
+end
+
+describe("roles", function()
+    local a, roles, t
+
+    setup(function()
+        a = fx.adapters()
+        roles = a.roles
+        t = fx.tenant()
+    end)
+
+    it("creates with the caller's id or a generated one and reads back", function()
+        local r = roles.create(t, { name = "admin", description = "Admins", metadata = { x = { 1, 2 } } })
+        assert.equal(21, #r.id)
+        assert.equal("admin", r.name)
+        assert.equal("Admins", r.description)
+        assert.same({ 1, 2 }, r.metadata.x)
+        assert.is_nil(r.is_system)
+        assert.matches(ISO, r.created_at)
+        for _, k in ipairs({ "PK", "SK", "entityType", "tenant_id" }) do assert.is_nil(r[k]) end
+        assert.same(r, roles.get(t, r.id))
+        assert.same(r, roles:get(t, r.id))
+        assert.is_string(raw_get(schema.keys.role(t, r.id)).metadata)
+        assert.equal(r.id, raw_get(schema.keys.role_name_guard(t, "admin")).role_id)
+
+        local mine = roles.create(t, { id = "rol_mine", name = "mine", is_system = true })
+        assert.equal("rol_mine", mine.id)
+        assert.is_true(mine.is_system)
+        local notsys = roles.create(t, { id = "rol_ns", name = "not-system", is_system = false })
+        assert.is_nil(notsys.is_system)
+        assert.is_nil(raw_get(schema.keys.role(t, "rol_ns")).is_system)
+
+        assert.is_nil(roles.get(t, "admin")) -- by id only
+        assert.is_nil(roles.get(t, "nope"))
+
+        local imp = roles.create(t, { id = "x", name = "imported" }, { importMetadata = { id = "rol_imp",
+            created_at = "2022-02-02T02:02:02+01:00" } })
+        assert.equal("rol_imp", imp.id)
+        assert.equal("2022-02-02T01:02:02.000Z", imp.created_at)
+    end)
+
+    it("409 when the id or the name is taken", function()
+        roles.create(t, { id = "dup", name = "dup-name" })
+        fx.raises(409, "Conflict", roles.create, t, { id = "dup", name = "fresh-name" })
+        assert.is_nil(raw_get(schema.keys.role_name_guard(t, "fresh-name")))
+        local e = fx.raises(409, "Conflict", roles.create, t, { id = "dup2", name = "dup-name" })
+        assert.matches("name", e.message)
+        assert.is_nil(roles.get(t, "dup2"))
+    end)
+
+    it("400 before any request on invalid input", function()
+        rejects(roles.create, t, nil)
+        rejects(roles.create, t, {})
+        rejects(roles.create, t, { name = "" })
+        rejects(roles.create, t, { name = string.rep("x", 51) })
+        rejects(roles.create, t, { name = "ok", description = 1 })
+        rejects(roles.create, t, { name = "ok", is_system = "yes" })
+        rejects(roles.create, t, { name = "ok", metadata = 3 })
+        rejects(roles.create, nil, { name = "ok" })
+        rejects(roles.get, t, nil)
+        rejects(roles.update, t, "x", nil)
+        rejects(roles.update, t, "x", { name = core.null })
+        rejects(roles.update, t, "x", { name = string.rep("y", 51) })
+        rejects(roles.remove, t, "")
+        rejects(roles.list, t, { q = "permission:x" })
+        -- 50 characters (not bytes) is fine
+        assert.equal(string.rep("é", 50), roles.create(t, { name = string.rep("é", 50) }).name)
+    end)
+
+    it("updates; a rename moves the guard, a taken name is 409; false when absent", function()
+        local r = roles.create(t, { id = "up", name = "up-old", description = "d" })
+        fx.advance(2)
+        assert.is_true(roles.update(t, "up", { name = "up-new", description = core.null, is_system = true,
+            created_at = "1999-01-01T00:00:00Z" }))
+        fx.reset_clock()
+        local got = roles.get(t, "up")
+        assert.equal("up-new", got.name)
+        assert.is_nil(got.description)
+        assert.is_true(got.is_system)
+        assert.equal(r.created_at, got.created_at)
+        assert.is_true(got.updated_at > r.updated_at)
+        assert.is_nil(raw_get(schema.keys.role_name_guard(t, "up-old")))
+        assert.equal("up", raw_get(schema.keys.role_name_guard(t, "up-new")).role_id)
+        -- the old name is free again
+        roles.create(t, { id = "up2", name = "up-old" })
+        fx.raises(409, "Conflict", roles.update, t, "up", { name = "up-old" })
+        assert.equal("up-new", roles.get(t, "up").name)
+        assert.is_true(roles.update(t, "up", { is_system = false }))
+        assert.is_nil(roles.get(t, "up").is_system)
+        assert.is_true(roles.update(t, "up", { name = "up-new", description = "same name" }))
+        assert.is_false(roles.update(t, "missing", { description = "x" }))
+        assert.is_false(roles.update(t, "missing", { name = "missing-name" }))
+    end)
+
+    it("remove deletes the guard, the permissions and the user-role assignments", function()
+        local tt = fx.tenant()
+        roles.create(tt, { id = "rm", name = "rm-name" })
+        roles.create(tt, { id = "keep", name = "keep-name" })
+        a.rolePermissions.assign(tt, "rm", { { resource_server_identifier = "api", permission_name = "read" },
+            { resource_server_identifier = "api", permission_name = "write" } })
+        a.rolePermissions.assign(tt, "keep", { { resource_server_identifier = "api", permission_name = "read" } })
+        local upk = core.key("TENANT", tt, "USER", "u1")
+        raw_put({ PK = upk, SK = "USER_ROLE#rm", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
+            role_id = "rm", organization_id = "", GSI2PK = core.key("TENANT", tt, "ROLE_USERS", "rm"),
+            GSI2SK = core.key("USER", "u1", "") })
+        raw_put({ PK = upk, SK = "USER_ROLE#keep", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
+            role_id = "keep", organization_id = "", GSI2PK = core.key("TENANT", tt, "ROLE_USERS", "keep"),
+            GSI2SK = core.key("USER", "u1", "") })
+
+        assert.is_true(roles.remove(tt, "rm"))
+        assert.is_nil(roles.get(tt, "rm"))
+        assert.is_nil(raw_get(schema.keys.role_name_guard(tt, "rm-name")))
+        assert.same({}, fx.raw_partition(schema.keys.role_partition(tt, "rm")))
+        assert.is_nil(raw_get({ PK = upk, SK = "USER_ROLE#rm" }))
+        assert.is_table(raw_get({ PK = upk, SK = "USER_ROLE#keep" }))
+        assert.equal(1, #a.rolePermissions.list(tt, "keep"))
+        assert.is_false(roles.remove(tt, "rm"))
+        assert.is_false(roles.remove(tt, "never"))
+        assert.equal("rm", roles.create(tt, { id = "rm", name = "rm-name" }).id)
+        assert.same({}, a.rolePermissions.list(tt, "rm"))
+    end)
+
+    describe("list", function()
+        local lt
+        setup(function()
+            lt = fx.tenant()
+            local names = { "writer", "admin", "reader", "auditor", "owner" }
+            for i, n in ipairs(names) do
+                roles.create(lt, { id = "r" .. i, name = n, description = "role " .. n, is_system = i == 3 or nil })
+            end
+            roles.create(fx.tenant(), { id = "r1", name = "writer" })
+        end)
+
+        it("offset pages with totals, keyset walk", function()
+            local p = roles.list(lt, { page = 1, per_page = 2, include_totals = true })
+            assert.same({ "r3", "r4" }, ids(p.roles))
+            assert.equal(2, p.start)
+            assert.equal(5, p.total)
+            local seen, n, from = {}, 0, nil
+            repeat
+                local k = roles.list(lt, { take = 2, from = from })
+                for _, r in ipairs(k.roles) do
+                    assert.is_nil(seen[r.id])
+                    seen[r.id] = true
+                    n = n + 1
+                end
+                from = k.next
+            until from == nil
+            assert.equal(5, n)
+        end)
+
+        it("filters with q and sorts", function()
+            assert.same({ "r3" }, ids(roles.list(lt, { q = "is_system:true" }).roles))
+            assert.same({ "r1", "r2", "r4", "r5" }, ids(roles.list(lt, { q = "is_system:false" }).roles))
+            assert.same({ "r2" }, ids(roles.list(lt, { q = "name:admin" }).roles))
+            assert.same({ "r4" }, ids(roles.list(lt, { q = "id:r4" }).roles))
+            assert.same({ "r1", "r5" }, ids(roles.list(lt, { q = "w" }).roles)) -- free text on name
+            assert.same({ "r3" }, ids(roles.list(lt, { q = 'description:"role reader"' }).roles))
+            local s = roles.list(lt, { sort = { sort_by = "name", sort_order = "asc" } })
+            assert.same({ "r2", "r4", "r5", "r3", "r1" }, ids(s.roles))
+            fx.raises(400, "ValidationError", roles.list, lt, { q = "tenant_id:x" })
+        end)
+    end)
+
+    it("keeps hostile ids and tenants apart", function()
+        local base = fx.tenant()
+        local evil = base .. "#ROLE#victim"
+        roles.create(base, { id = "victim", name = "victim" })
+        a.rolePermissions.assign(base, "victim", { { resource_server_identifier = "api", permission_name = "p" } })
+        roles.create(evil, { id = "x", name = "x" })
+        assert.same({ "victim" }, ids(roles.list(base).roles))
+        assert.same({ "x" }, ids(roles.list(evil).roles))
+        assert.is_true(roles.remove(evil, "x"))
+        assert.equal(1, #a.rolePermissions.list(base, "victim"))
+        -- unescaped, base's permission partition of "victim" would be the evil tenant's partition
+        roles.create(evil, { id = "y", name = "y" })
+        assert.is_true(roles.remove(base, "victim"))
+        assert.equal("y", roles.get(evil, "y").id)
+
+        local h = fx.tenant()
+        local weird = { "r#1", "r%231", "r|1", "ŕ#%" }
+        for _, id in ipairs(weird) do roles.create(h, { id = id, name = "n-" .. id }) end
+        for _, id in ipairs(weird) do assert.equal("n-" .. id, roles.get(h, id).name) end
+        fx.raises(409, "Conflict", roles.create, h, { id = "other", name = "n-r#1" })
+        assert.is_true(roles.remove(h, "r#1"))
+        assert.is_table(roles.get(h, "r%231"))
+        assert.equal(3, roles.list(h, { include_totals = true }).total)
+    end)
+end)
