@@ -52,6 +52,7 @@ test: deps-full
 	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
 	@if scripts/fuzz 20; then echo "1 0" > $(STATS)/fuzz; else echo "0 1" > $(STATS)/fuzz; fi
 	@scripts/run-busted $(STATS)/integ-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG) || true
+	@scripts/openresty-test --stats $(STATS)/openresty || true
 	@scripts/summary $(STATS)
 
 unit: build
@@ -92,6 +93,8 @@ bench: deps build
 	$(LUA) bench/codec.lua
 	BENCH_CPATH='build/jit/?.so' luajit bench/codec.lua
 	$(LUA) bench/sigv4.lua
+	scripts/bench-cost
+	scripts/bench-openresty
 
 lint: deps
 	luacheck lua spec bench

@@ -69,12 +69,19 @@ local function parse_endpoint(endpoint)
     return scheme .. "://" .. authority .. path, host, path
 end
 
+-- nginx phases in which ngx.socket.tcp works (ngx_lua's docs): the request phases and timers; not
+-- init*, set, log, the header/body filters or the balancer.
+local COSOCKET_PHASES = {
+    rewrite = true, access = true, content = true, timer = true,
+    ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true,
+}
+
+-- -> transport, kind ("curl", "cosocket", or nil for a caller's transport object)
 local function default_transport(config)
     local kind = config.transport
     if type(kind) == "table" then return kind end
-    if kind == nil and type(ngx) == "table" and ngx.get_phase then
-        local phase = ngx.get_phase()
-        if phase ~= "init" and phase ~= "init_worker" and phase ~= "timer" then kind = "cosocket" end
+    if kind == nil and type(ngx) == "table" and ngx.get_phase and COSOCKET_PHASES[ngx.get_phase()] then
+        kind = "cosocket"
     end
     local opts = {
         connect_timeout_ms = config.connect_timeout_ms,
@@ -83,10 +90,10 @@ local function default_transport(config)
         verify = config.verify,
     }
     if kind == nil or kind == "curl" then
-        return require("authhero.aws.transport.curl").new(opts)
+        return require("authhero.aws.transport.curl").new(opts), "curl"
     end
     if kind == "cosocket" then
-        return require("authhero.aws.transport.cosocket").new(opts)
+        return require("authhero.aws.transport.cosocket").new(opts), "cosocket"
     end
     error("bad config field 'transport' (\"curl\", \"cosocket\" or a transport object expected)", 3)
 end
@@ -128,12 +135,20 @@ function _M.new(config)
         _log = config.log,
         _rcc = config.return_consumed_capacity,
     }, mt)
-    self._transport = default_transport(config)
+    local transport, kind = default_transport(config)
+    self._transport = transport
+    local factory = config.transport_factory
+    if kind == "cosocket" then
+        -- inside nginx: back off with ngx.sleep and fetch container/IMDS credentials over cosockets
+        -- too; core.sleep and libcurl would block the whole worker
+        if config.sleep == nil then self._sleep = ngx.sleep end
+        factory = factory or function(opts) return require("authhero.aws.transport.cosocket").new(opts) end
+    end
     local credentials = require "authhero.aws.credentials"
     self._credentials = config.credentials_provider or credentials.new({
         credentials = config.credentials,
         profile = config.profile,
-        transport_factory = config.transport_factory,
+        transport_factory = factory,
     })
     return self
 end
