@@ -93,6 +93,7 @@ bench: deps build
 	$(LUA) bench/codec.lua
 	BENCH_CPATH='build/jit/?.so' luajit bench/codec.lua
 	$(LUA) bench/sigv4.lua
+	scripts/bench-client
 	scripts/bench-cost
 	scripts/bench-openresty
 

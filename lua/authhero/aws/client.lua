@@ -133,6 +133,8 @@ function _M.new(config)
         _now = config.now or core.now,
         _random = config.random or math.random,
         _log = config.log,
+        _sign_params = { method = "POST", path = path, query = "", region = region, service = "dynamodb",
+            headers = false, body = false, access_key_id = false, secret_access_key = false, amz_date = false },
         _rcc = config.return_consumed_capacity,
     }, mt)
     local transport, kind = default_transport(config)
@@ -251,9 +253,19 @@ local function add_capacity(stats, op, cc)
     end
 end
 
+-- amz_date changes once a second: format it only then.
+local function amz_date_of(self)
+    local t = math.floor(self._now() + self._clock_offset)
+    if t ~= self._date_t then
+        self._date_t = t
+        self._date_s = os.date("!%Y%m%dT%H%M%SZ", t)
+    end
+    return self._date_s
+end
+
 function _M._signed_headers(self, op, body)
     local creds = self._credentials:get()
-    local amz_date = os.date("!%Y%m%dT%H%M%SZ", math.floor(self._now() + self._clock_offset))
+    local amz_date = amz_date_of(self)
     local headers = {
         { "host", self._host },
         { "content-type", "application/x-amz-json-1.0" },
@@ -261,11 +273,13 @@ function _M._signed_headers(self, op, body)
         { "x-amz-target", TARGET_PREFIX .. op },
     }
     if creds.session_token then headers[5] = { "x-amz-security-token", creds.session_token } end
-    local auth = core.sigv4_sign({
-        method = "POST", path = self._path, query = "", headers = headers, body = body,
-        region = self.region, service = "dynamodb", access_key_id = creds.access_key_id,
-        secret_access_key = creds.secret_access_key, amz_date = amz_date,
-    })
+    -- one table per client, refilled per call: sigv4_sign runs to completion without yielding, so
+    -- coroutines sharing the client never see it half-filled
+    local sp = self._sign_params
+    sp.headers, sp.body, sp.amz_date = headers, body, amz_date
+    sp.access_key_id, sp.secret_access_key = creds.access_key_id, creds.secret_access_key
+    local auth = core.sigv4_sign(sp)
+    sp.headers, sp.body, sp.secret_access_key = false, false, false -- keep the slots, drop the values
     headers[#headers + 1] = { "authorization", auth }
     return headers
 end
