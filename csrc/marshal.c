@@ -520,10 +520,14 @@ static void enc_enter(struct enc *e, int idx, int depth, int max, const struct m
     e->seen[e->nseen++] = t;
 }
 
+/* Writes one value; depth is the value's own level, p names it (p->key for a map's field). */
+typedef void (*enc_fn)(struct enc *e, int idx, int depth, const struct marshal_path *p);
+
 static void enc_av(struct enc *e, int idx, int depth, const struct marshal_path *p);
 
-/* Writes a string-keyed table as {"name":<AttributeValue>,...}. */
-static void enc_av_map(struct enc *e, int idx, int depth, const struct marshal_path *p)
+/* Writes the string-keyed table at idx as {"name":<value>,...}; `what` names the keys in errors. */
+static inline void enc_map(struct enc *e, int idx, int depth, const struct marshal_path *p,
+                           const char *what, enc_fn value)
 {
     lua_State *L = e->L;
     int first = 1;
@@ -531,7 +535,7 @@ static void enc_av_map(struct enc *e, int idx, int depth, const struct marshal_p
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         if (lua_type(L, -2) != LUA_TSTRING)
-            l_marshal_fail(L, 400, p, "attribute name is a %s, not a string", luaL_typename(L, -2));
+            l_marshal_fail(L, 400, p, "%s is a %s, not a string", what, luaL_typename(L, -2));
         struct marshal_path step = {p, NULL, 0, 0};
         step.key = lua_tolstring(L, -2, &step.klen);
         if (!first)
@@ -539,13 +543,15 @@ static void enc_av_map(struct enc *e, int idx, int depth, const struct marshal_p
         first = 0;
         enc_string(e, step.key, step.klen, &step);
         buf_putc(L, e->b, ':');
-        enc_av(e, lua_gettop(L), depth + 1, &step);
+        value(e, lua_gettop(L), depth + 1, &step);
         lua_pop(L, 1);
     }
     buf_putc(L, e->b, '}');
 }
 
-static void enc_av_list(struct enc *e, int idx, int depth, const struct marshal_path *p)
+/* Writes elements 1..#t of the table at idx as [<value>,...]. */
+static inline void enc_list(struct enc *e, int idx, int depth, const struct marshal_path *p,
+                            enc_fn value)
 {
     lua_State *L = e->L;
     size_t n = lua_rawlen(L, idx);
@@ -555,10 +561,64 @@ static void enc_av_list(struct enc *e, int idx, int depth, const struct marshal_
         if (i > 1)
             buf_putc(L, e->b, ',');
         lua_rawgeti(L, idx, (lua_Integer)i);
-        enc_av(e, lua_gettop(L), depth + 1, &step);
+        value(e, lua_gettop(L), depth + 1, &step);
         lua_pop(L, 1);
     }
     buf_putc(L, e->b, ']');
+}
+
+/* Writes the string, number, boolean or null at idx: as an AttributeValue when av, else as plain
+ * JSON. Returns 0, writing nothing, when the value is none of these. */
+static inline int enc_scalar(struct enc *e, int idx, int av, const struct marshal_path *p)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        if (av)
+            BUF_LIT(L, e->b, "{\"S\":");
+        enc_string(e, s, n, p);
+        if (av)
+            buf_putc(L, e->b, '}');
+        return 1;
+    }
+    case LUA_TNUMBER:
+        if (av)
+            BUF_LIT(L, e->b, "{\"N\":\"");
+        enc_number_text(e, idx, p);
+        if (av)
+            BUF_LIT(L, e->b, "\"}");
+        return 1;
+    case LUA_TBOOLEAN:
+        if (av)
+            BUF_LIT(L, e->b, "{\"BOOL\":");
+        if (lua_toboolean(L, idx))
+            BUF_LIT(L, e->b, "true");
+        else
+            BUF_LIT(L, e->b, "false");
+        if (av)
+            buf_putc(L, e->b, '}');
+        return 1;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            if (av)
+                BUF_LIT(L, e->b, "{\"NULL\":true}");
+            else
+                BUF_LIT(L, e->b, "null");
+            return 1;
+        }
+        if (enc_is_cjson_empty_array(L, idx)) {
+            if (av)
+                BUF_LIT(L, e->b, "{\"L\":[]}");
+            else
+                BUF_LIT(L, e->b, "[]");
+            return 1;
+        }
+        return 0;
+    default:
+        return 0;
+    }
 }
 
 static void enc_binary_value(struct enc *e, int idx, const struct marshal_path *p)
@@ -631,77 +691,46 @@ static void enc_set(struct enc *e, int idx, const struct marshal_path *p)
 static void enc_av(struct enc *e, int idx, int depth, const struct marshal_path *p)
 {
     lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        BUF_LIT(L, e->b, "{\"S\":");
-        enc_string(e, s, n, p);
+    if (enc_scalar(e, idx, 1, p))
+        return;
+    if (lua_type(L, idx) != LUA_TTABLE)
+        l_marshal_fail(L, 400, p, "cannot marshal a %s", luaL_typename(L, idx));
+    enc_enter(e, idx, depth, MARSHAL_MAX_DEPTH, p);
+    switch (enc_kind(e, idx, p)) {
+    case K_MAP:
+        BUF_LIT(L, e->b, "{\"M\":");
+        enc_map(e, idx, depth, p, "attribute name", enc_av);
         buf_putc(L, e->b, '}');
-        return;
-    }
-    case LUA_TNUMBER:
-        BUF_LIT(L, e->b, "{\"N\":\"");
-        enc_number_text(e, idx, p);
-        BUF_LIT(L, e->b, "\"}");
-        return;
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
-            BUF_LIT(L, e->b, "{\"BOOL\":true}");
-        else
-            BUF_LIT(L, e->b, "{\"BOOL\":false}");
-        return;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) {
-            BUF_LIT(L, e->b, "{\"NULL\":true}");
-            return;
-        }
-        if (enc_is_cjson_empty_array(L, idx)) {
-            BUF_LIT(L, e->b, "{\"L\":[]}");
-            return;
-        }
         break;
-    case LUA_TTABLE: {
-        enc_enter(e, idx, depth, MARSHAL_MAX_DEPTH, p);
-        switch (enc_kind(e, idx, p)) {
-        case K_MAP:
-            BUF_LIT(L, e->b, "{\"M\":");
-            enc_av_map(e, idx, depth, p);
-            buf_putc(L, e->b, '}');
-            break;
-        case K_LIST:
-            BUF_LIT(L, e->b, "{\"L\":");
-            enc_av_list(e, idx, depth, p);
-            buf_putc(L, e->b, '}');
-            break;
-        case K_SET:
-            enc_set(e, idx, p);
-            break;
-        case K_BINARY:
-            BUF_LIT(L, e->b, "{\"B\":");
-            enc_binary_value(e, idx, p);
-            buf_putc(L, e->b, '}');
-            break;
-        }
-        e->nseen--;
-        return;
-    }
-    default:
+    case K_LIST:
+        BUF_LIT(L, e->b, "{\"L\":");
+        enc_list(e, idx, depth, p, enc_av);
+        buf_putc(L, e->b, '}');
+        break;
+    case K_SET:
+        enc_set(e, idx, p);
+        break;
+    case K_BINARY:
+        BUF_LIT(L, e->b, "{\"B\":");
+        enc_binary_value(e, idx, p);
+        buf_putc(L, e->b, '}');
         break;
     }
-    l_marshal_fail(L, 400, p, "cannot marshal a %s", luaL_typename(L, idx));
+    e->nseen--;
 }
 
-/* An item, a key or ExpressionAttributeValues: a map of names to AttributeValues. */
-static void enc_item(struct enc *e, int idx, const struct marshal_path *p)
+/* An item, a key or ExpressionAttributeValues: a map of names to AttributeValues (depth unused:
+ * an item starts the attribute levels afresh). */
+static void enc_item(struct enc *e, int idx, int depth, const struct marshal_path *p)
 {
+    (void)depth;
     if (lua_type(e->L, idx) != LUA_TTABLE)
         l_marshal_fail(e->L, 400, p, "expected a table of attributes, got a %s",
                        luaL_typename(e->L, idx));
     enc_enter(e, idx, 0, MARSHAL_MAX_DEPTH, p);
     if (enc_kind(e, idx, p) != K_MAP)
         l_marshal_fail(e->L, 400, p, "expected a table of attributes (string keys), got a list");
-    enc_av_map(e, idx, 0, p);
+    enc_map(e, idx, 0, p, "attribute name", enc_av);
     e->nseen--;
 }
 
@@ -733,109 +762,44 @@ int marshal_field_kind(const char *k, size_t n)
 
 static void enc_plain(struct enc *e, int idx, int depth, const struct marshal_path *p);
 
-/* A list of items (Keys in BatchGetItem). */
-static void enc_item_list(struct enc *e, int idx, const struct marshal_path *p)
+/* A request field: AttributeValues under the names marshal_field_kind gives, else plain JSON. */
+static void enc_plain_field(struct enc *e, int idx, int depth, const struct marshal_path *p)
 {
-    lua_State *L = e->L;
-    if (lua_type(L, idx) != LUA_TTABLE)
-        l_marshal_fail(L, 400, p, "expected a list of items, got a %s", luaL_typename(L, idx));
-    size_t n = lua_rawlen(L, idx);
-    buf_putc(L, e->b, '[');
-    for (size_t i = 1; i <= n; i++) {
-        struct marshal_path step = {p, NULL, 0, (long long)i};
-        if (i > 1)
-            buf_putc(L, e->b, ',');
-        lua_rawgeti(L, idx, (lua_Integer)i);
-        enc_item(e, lua_gettop(L), &step);
-        lua_pop(L, 1);
+    switch (e->plain ? 0 : marshal_field_kind(p->key, p->klen)) {
+    case 1:
+        enc_item(e, idx, depth, p);
+        return;
+    case 2: /* a list of items (Keys in BatchGetItem) */
+        if (lua_type(e->L, idx) != LUA_TTABLE)
+            l_marshal_fail(e->L, 400, p, "expected a list of items, got a %s",
+                           luaL_typename(e->L, idx));
+        enc_list(e, idx, depth, p, enc_item);
+        return;
+    default:
+        enc_plain(e, idx, depth, p);
     }
-    buf_putc(L, e->b, ']');
 }
 
 /* Plain JSON, switching to AttributeValues under the fields marshal_field_kind names. */
 static void enc_plain(struct enc *e, int idx, int depth, const struct marshal_path *p)
 {
     lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t n;
-        const char *s = lua_tolstring(L, idx, &n);
-        enc_string(e, s, n, p);
+    if (enc_scalar(e, idx, 0, p))
         return;
-    }
-    case LUA_TNUMBER:
-        enc_number_text(e, idx, p);
-        return;
-    case LUA_TBOOLEAN:
-        if (lua_toboolean(L, idx))
-            BUF_LIT(L, e->b, "true");
-        else
-            BUF_LIT(L, e->b, "false");
-        return;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx) == NULL) {
-            BUF_LIT(L, e->b, "null");
-            return;
-        }
-        if (enc_is_cjson_empty_array(L, idx)) {
-            BUF_LIT(L, e->b, "[]");
-            return;
-        }
+    if (lua_type(L, idx) != LUA_TTABLE)
+        l_marshal_fail(L, 400, p, "cannot encode a %s", luaL_typename(L, idx));
+    enc_enter(e, idx, depth, MARSHAL_MAX_PLAIN_DEPTH, p);
+    switch (enc_kind(e, idx, p)) {
+    case K_LIST:
+        enc_list(e, idx, depth, p, enc_plain);
         break;
-    case LUA_TTABLE: {
-        enc_enter(e, idx, depth, MARSHAL_MAX_PLAIN_DEPTH, p);
-        enum kind k = enc_kind(e, idx, p);
-        if (k == K_LIST) {
-            size_t n = lua_rawlen(L, idx);
-            buf_putc(L, e->b, '[');
-            for (size_t i = 1; i <= n; i++) {
-                struct marshal_path step = {p, NULL, 0, (long long)i};
-                if (i > 1)
-                    buf_putc(L, e->b, ',');
-                lua_rawgeti(L, idx, (lua_Integer)i);
-                enc_plain(e, lua_gettop(L), depth + 1, &step);
-                lua_pop(L, 1);
-            }
-            buf_putc(L, e->b, ']');
-        } else if (k == K_MAP) {
-            int first = 1;
-            buf_putc(L, e->b, '{');
-            lua_pushnil(L);
-            while (lua_next(L, idx)) {
-                if (lua_type(L, -2) != LUA_TSTRING)
-                    l_marshal_fail(L, 400, p, "field name is a %s, not a string",
-                                   luaL_typename(L, -2));
-                struct marshal_path step = {p, NULL, 0, 0};
-                step.key = lua_tolstring(L, -2, &step.klen);
-                if (!first)
-                    buf_putc(L, e->b, ',');
-                first = 0;
-                enc_string(e, step.key, step.klen, &step);
-                buf_putc(L, e->b, ':');
-                int v = lua_gettop(L);
-                switch (e->plain ? 0 : marshal_field_kind(step.key, step.klen)) {
-                case 1:
-                    enc_item(e, v, &step);
-                    break;
-                case 2:
-                    enc_item_list(e, v, &step);
-                    break;
-                default:
-                    enc_plain(e, v, depth + 1, &step);
-                }
-                lua_pop(L, 1);
-            }
-            buf_putc(L, e->b, '}');
-        } else {
-            l_marshal_fail(L, 400, p, "sets and binary values belong inside items");
-        }
-        e->nseen--;
-        return;
-    }
+    case K_MAP:
+        enc_map(e, idx, depth, p, "field name", enc_plain_field);
+        break;
     default:
-        break;
+        l_marshal_fail(L, 400, p, "sets and binary values belong inside items");
     }
-    l_marshal_fail(L, 400, p, "cannot encode a %s", luaL_typename(L, idx));
+    e->nseen--;
 }
 
 static struct enc enc_begin(lua_State *L)
@@ -862,7 +826,7 @@ static int l_marshal_item(lua_State *L)
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
     struct enc e = enc_begin(L);
-    enc_item(&e, 1, NULL);
+    enc_item(&e, 1, 0, NULL);
     return enc_finish(&e);
 }
 

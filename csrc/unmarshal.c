@@ -36,6 +36,7 @@ struct dec {
     int item_hint; /* attributes in the last item: presizes the next one */
     int slot;      /* cache slot of the value about to be read at an item's top, or -1 */
     int plain;     /* 1: JSON only, no field holds AttributeValues (core.json_decode) */
+    int field;     /* marshal_field_kind of the object field about to be read (dec_object) */
 };
 
 /* A string as read: its bytes (in the input, or in the scratch buffer when it had escapes) and
@@ -650,13 +651,14 @@ static void dec_plain_each(struct dec *d, int depth, const struct marshal_path *
     dec_plain(d, depth + 1, path);
 }
 
-/* {"table": [item, ...], ...} (BatchGetItem's Responses) */
-static void dec_item_lists(struct dec *d, int depth, const struct marshal_path *path)
+/* Reads a plain JSON object into a new table: each field's value is read by
+ * value(d, depth + 1, step), with d->field set to the field's marshal_field_kind (0 in plain mode).
+ * d->p is at or before the '{'. */
+static void dec_object(struct dec *d, int depth, const struct marshal_path *path, dec_each_fn value)
 {
     lua_State *L = d->L;
-    dec_level(d, depth, MARSHAL_MAX_PLAIN_DEPTH, path);
     dec_expect(d, '{', path);
-    lua_createtable(L, 0, 1);
+    lua_createtable(L, 0, 4);
     int tbl = lua_gettop(L);
     dec_ws(d);
     if (d->p < d->end && *d->p == '}') {
@@ -666,9 +668,12 @@ static void dec_item_lists(struct dec *d, int depth, const struct marshal_path *
     for (;;) {
         struct str k = dec_string(d, path);
         struct marshal_path step = {path, k.raw, k.rawn, 0};
+        int field = d->plain ? 0 : marshal_field_kind(k.s, k.n);
         lua_pushlstring(L, k.s, k.n);
         dec_expect(d, ':', &step);
-        dec_marked_array(d, depth + 1, &step, dec_item, UV_ARRAY);
+        dec_ws(d);
+        d->field = field;
+        value(d, depth + 1, &step);
         lua_rawset(L, tbl);
         dec_ws(d);
         if (d->p >= d->end)
@@ -683,46 +688,35 @@ static void dec_item_lists(struct dec *d, int depth, const struct marshal_path *
     }
 }
 
-static void dec_plain_object(struct dec *d, int depth, const struct marshal_path *path)
+/* A list of items, as a table marked as an array. */
+static void dec_item_list(struct dec *d, int depth, const struct marshal_path *path)
 {
-    lua_State *L = d->L;
-    d->p++; /* '{' */
-    lua_createtable(L, 0, 4);
-    int tbl = lua_gettop(L);
-    dec_ws(d);
-    if (d->p < d->end && *d->p == '}') {
-        d->p++;
+    dec_level(d, depth, MARSHAL_MAX_PLAIN_DEPTH, path);
+    dec_marked_array(d, depth, path, dec_item, UV_ARRAY);
+}
+
+/* A reply field (d->field says which): items where marshal_field_kind says so (BatchGetItem's
+ * Responses is an object of table name -> items), else plain JSON. */
+static void dec_plain_field(struct dec *d, int depth, const struct marshal_path *path)
+{
+    switch (d->field) {
+    case 1:
+        dec_item(d, depth, path);
         return;
-    }
-    for (;;) {
-        struct str k = dec_string(d, path);
-        struct marshal_path step = {path, k.raw, k.rawn, 0};
-        int kind = d->plain ? 0 : marshal_field_kind(k.s, k.n);
-        lua_pushlstring(L, k.s, k.n);
-        dec_expect(d, ':', &step);
-        dec_ws(d);
-        if (kind == 1) {
-            dec_item(d, depth + 1, &step);
-        } else if (kind == 2) {
-            dec_level(d, depth + 1, MARSHAL_MAX_PLAIN_DEPTH, &step);
-            dec_marked_array(d, depth + 1, &step, dec_item, UV_ARRAY);
-        } else if (kind == 3 && d->p < d->end && *d->p == '{') {
-            dec_item_lists(d, depth + 1, &step);
-        } else {
-            dec_plain(d, depth + 1, &step);
-        }
-        lua_rawset(L, tbl);
-        dec_ws(d);
-        if (d->p >= d->end)
-            DEC_FAIL(d, path, "truncated JSON: unterminated object");
-        if (*d->p == '}') {
-            d->p++;
+    case 2:
+        dec_item_list(d, depth, path);
+        return;
+    case 3: /* TransactGetItems' Responses is a plain list of {Item}: that goes below */
+        if (d->p < d->end && *d->p == '{') {
+            dec_level(d, depth, MARSHAL_MAX_PLAIN_DEPTH, path);
+            dec_object(d, depth, path, dec_item_list);
             return;
         }
-        if (*d->p != ',')
-            DEC_FAIL(d, path, "malformed JSON: expected ',' or '}' at byte %d", dec_at(d));
-        d->p++;
+        break;
+    default:
+        break;
     }
+    dec_plain(d, depth, path);
 }
 
 /* Plain JSON: objects become tables, arrays tables marked as arrays, null core.null. Fields named
@@ -735,7 +729,7 @@ static void dec_plain(struct dec *d, int depth, const struct marshal_path *path)
         DEC_FAIL(d, path, "truncated JSON: expected a value at byte %d", dec_at(d));
     switch (*d->p) {
     case '{':
-        dec_plain_object(d, depth, path);
+        dec_object(d, depth, path, dec_plain_field);
         return;
     case '[':
         dec_marked_array(d, depth, path, dec_plain_each, UV_ARRAY);
@@ -784,6 +778,7 @@ static int l_dec_run_mode(lua_State *L, dec_top_fn top, int plain)
     d.item_hint = 8;
     d.slot = -1;
     d.plain = plain;
+    d.field = 0;
     top(&d, 0, NULL);
     dec_ws(&d);
     if (d.p != d.end)
