@@ -263,10 +263,10 @@ static const char *http_reason(CURLcode rc, int *retryable)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
         return "dns";
-    case CURLE_GOT_NOTHING:      /* closed before any reply byte */
-    case CURLE_SEND_ERROR:       /* reset while sending */
-    case CURLE_RECV_ERROR:       /* reset while receiving */
-    case CURLE_PARTIAL_FILE:     /* closed mid-body */
+    case CURLE_GOT_NOTHING:  /* closed before any reply byte */
+    case CURLE_SEND_ERROR:   /* reset while sending */
+    case CURLE_RECV_ERROR:   /* reset while receiving */
+    case CURLE_PARTIAL_FILE: /* closed mid-body */
         return "reset";
     case CURLE_SEND_FAIL_REWIND: /* a reused connection died before any reply: not replayed here */
         return "stale";
