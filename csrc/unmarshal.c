@@ -26,7 +26,10 @@
 struct dec_cache {
     const char *p[2 * DEC_SLOTS];
     size_t n[2 * DEC_SLOTS];
+    unsigned char misses[2 * DEC_SLOTS]; /* in a row; a slot whose value keeps changing (an id,
+                                            an email) stops being refilled after DEC_MAXMISS */
 };
+#define DEC_MAXMISS 3
 
 struct dec {
     lua_State *L;
@@ -186,6 +189,7 @@ static struct str dec_string_slow(struct dec *d, const struct marshal_path *path
     buf_put(d->L, b, out.raw, (size_t)((const char *)p - out.raw));
     for (;;) {
         const unsigned char *run = p;
+        p = dec_skip_plain(p, end);
         while (p < end && dec_class[*p] == 0)
             p++;
         buf_put(d->L, b, (const char *)run, (size_t)(p - run));
@@ -308,10 +312,14 @@ static void dec_push_string(struct dec *d, int slot, const char *s, size_t n)
         return;
     }
     if (c->n[slot] == n && c->p[slot] != NULL && dec_same(c->p[slot], s, n)) {
+        c->misses[slot] = 0;
         lua_rawgeti(L, UV_CSTRS, slot + 1);
         return;
     }
     lua_pushlstring(L, s, n);
+    if (c->misses[slot] >= DEC_MAXMISS)
+        return; /* unique per item: keep the old entry, still compared (it may come back) */
+    c->misses[slot]++;
     lua_pushvalue(L, -1);
     lua_rawseti(L, UV_CSTRS, slot + 1);
     c->p[slot] = lua_tostring(L, -1);
