@@ -325,6 +325,83 @@ function Tx.run(self, message)
     error(err, 0)
 end
 
+-- unique values kept by guard items ------------------------------------------------------------------
+
+-- Was this CancellationReason a failed condition?
+function _M.failed(reason)
+    return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
+end
+
+-- Condition "the guard is absent or belongs to this owner" (owner attribute = value).
+function _M.owned_by(attr, value)
+    return function(st)
+        return "attribute_not_exists(" .. st.name("PK") .. ") OR " .. st.name(attr) .. " = " .. st.value(value)
+    end
+end
+
+-- Changes a unique field of an item and moves its guard in one transaction, conditioned on the
+-- value read; a lost race re-reads and retries. Returns false when the item is missing, raises 409
+-- (o.taken) when the new value's guard belongs to someone else.
+-- o: key, field, value (new), set/remove (the rest of the update, applied either way),
+--    valid(item) -> boolean, guard_key(value), guard_item(value), owned (cond_fn for the old guard),
+--    taken, busy (messages).
+function _M.move_guard(self, o)
+    for _ = 1, 3 do
+        local cur = self:get_item(o.key.PK, o.key.SK, true)
+        if not (cur and o.valid(cur)) then return false end
+        local old = cur[o.field]
+        if old == o.value then return self:update_item(o.key, o.set, o.remove) end
+        local had = type(old) == "string"
+        local drop_old = had
+        for _ = 1, 2 do
+            local tx = self:tx()
+            tx:update(o.key, o.set, o.remove, function(st)
+                local c = self:cond_exists_live(st)
+                if had then c = c .. " AND " .. st.name(o.field) .. " = " .. st.value(old) end
+                return c
+            end)
+            if drop_old then tx:delete(o.guard_key(old), o.owned) end
+            tx:put_new(o.guard_item(o.value))
+            local ok, reasons = tx:run()
+            if ok then return true end
+            if _M.failed(reasons[#reasons]) then _M.conflict(o.taken) end
+            if _M.failed(reasons[1]) then break end -- missing or changed meanwhile: read again
+            drop_old = false -- the old guard is someone else's (never expected): leave it
+        end
+    end
+    _M.conflict(o.busy)
+end
+
+-- Deletes a live item and its guard (if guard_key) in one transaction -> true, or false when the
+-- item was missing. A guard that is not the item's own (owned fails) is left alone.
+function _M.remove_guarded(self, key, guard_key, owned)
+    local drop = guard_key ~= nil
+    for _ = 1, 2 do
+        local tx = self:tx()
+        tx:delete(key, function(st) return self:cond_exists_live(st) end)
+        if drop then tx:delete(guard_key, owned) end
+        local ok, reasons = tx:run()
+        if ok then return true end
+        if _M.failed(reasons[1]) then return false end
+        drop = false
+    end
+    return false
+end
+
+-- Deletes items (or keys) in batches of 25, unprocessed ones retried; raises UnprocessedItems
+-- naming `what` when some still could not be deleted.
+function _M.delete_items(self, items, what)
+    if #items == 0 then return 0 end
+    local reqs = {}
+    for i, it in ipairs(items) do reqs[i] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
+    local left = self.client:batch_write(self.table, reqs)
+    if #left > 0 then
+        errors.raise(0, "UnprocessedItems", #left .. " items of " .. what .. " could not be deleted; try again",
+            { unprocessed = left })
+    end
+    return #items
+end
+
 -- reading ranges ------------------------------------------------------------------------------------
 
 -- A Query over one partition (optionally an index) with an optional sort-key prefix.
@@ -371,16 +448,7 @@ end
 function _M.delete_range(self, opts)
     local o = util.shallow_copy(opts)
     o.include_expired = true
-    local items = self:query_all(o)
-    local reqs = {}
-    for i, it in ipairs(items) do reqs[i] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
-    if #reqs > 0 then
-        local left = self.client:batch_write(self.table, reqs)
-        if #left > 0 then
-            errors.raise(0, "UnprocessedItems", #left .. " items could not be deleted", { unprocessed = left })
-        end
-    end
-    return #items
+    return self:delete_items(self:query_all(o), "range " .. tostring(opts.pk))
 end
 
 -- listing (contract §3) ---------------------------------------------------------------------------

@@ -49,10 +49,6 @@ local function check_fields(r, creating)
     end
 end
 
-local function failed(reason)
-    return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
-end
-
 return function(ctx)
     -- "the claim is absent, or it is this domain's"
     local function claim_owned(t, id)
@@ -142,36 +138,19 @@ return function(ctx)
         return out
     end
 
-    -- A new domain moves the claim and the GSI2 keys in one transaction, conditioned on the domain
-    -- read; 409 when the new domain is claimed.
+    -- A new domain moves the claim and the GSI2 keys in one transaction (store.move_guard); 409
+    -- when the new domain is claimed.
     local function move(t, id, set, remove, domain)
-        local k = keys.custom_domain(t, id)
         local idx = keys.custom_domain_index(domain)
         set.GSI2PK, set.GSI2SK = idx.GSI2PK, idx.GSI2SK
-        for _ = 1, 3 do
-            local cur = get_by_id(t, id)
-            if not record(cur) then return false end
-            if cur.domain == domain then return ctx:update_item(k, set, remove) end
-            local drop_old = type(cur.domain) == "string"
-            for _ = 1, 2 do
-                local tx = ctx:tx()
-                tx:update(k, set, remove, function(st)
-                    local c = ctx:cond_exists_live(st)
-                    if type(cur.domain) == "string" then
-                        c = c .. " AND " .. st.name("domain") .. " = " .. st.value(cur.domain)
-                    end
-                    return c
-                end)
-                if drop_old then tx:delete(keys.domain_claim(cur.domain), claim_owned(t, id)) end
-                tx:put_new(claim_item(t, id, domain, set.updated_at))
-                local ok, reasons = tx:run()
-                if ok then return true end
-                if failed(reasons[#reasons]) then store.conflict(TAKEN) end
-                if failed(reasons[1]) then break end
-                drop_old = false
-            end
-        end
-        store.conflict("Custom domain was modified concurrently; try again")
+        return ctx:move_guard({
+            key = keys.custom_domain(t, id), field = "domain", value = domain, set = set, remove = remove,
+            valid = function(cur) return record(cur) ~= nil end,
+            guard_key = keys.domain_claim,
+            guard_item = function(d) return claim_item(t, id, d, set.updated_at) end,
+            owned = claim_owned(t, id),
+            taken = TAKEN, busy = "Custom domain was modified concurrently; try again",
+        })
     end
 
     function M.update(t, id, patch)
@@ -196,17 +175,8 @@ return function(ctx)
         store.need_string(id, "custom_domain_id")
         local cur = get_by_id(t, id)
         if not record(cur) then return false end
-        local drop_claim = type(cur.domain) == "string"
-        for _ = 1, 2 do
-            local tx = ctx:tx()
-            tx:delete(keys.custom_domain(t, id), function(st) return ctx:cond_exists_live(st) end)
-            if drop_claim then tx:delete(keys.domain_claim(cur.domain), claim_owned(t, id)) end
-            local ok, reasons = tx:run()
-            if ok then return true end
-            if failed(reasons[1]) then return false end
-            drop_claim = false -- the claim belongs to someone else (never expected): leave it
-        end
-        return false
+        local claim = type(cur.domain) == "string" and keys.domain_claim(cur.domain) or nil
+        return ctx:remove_guarded(keys.custom_domain(t, id), claim, claim_owned(t, id))
     end
 
     return store.adapter(M)

@@ -34,16 +34,6 @@ local function record(item)
     return r
 end
 
-local function owned_by(attr, value)
-    return function(st)
-        return "attribute_not_exists(" .. st.name("PK") .. ") OR " .. st.name(attr) .. " = " .. st.value(value)
-    end
-end
-
-local function failed(reason)
-    return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
-end
-
 local function check_name(v)
     if v == core.null or type(v) ~= "string" or v == "" then errors.validation("name is required") end
 end
@@ -92,7 +82,7 @@ local function new(ctx)
         tx:put_new(guard_item(t, rec.name, id, created))
         local ok, reasons = tx:run()
         if not ok then
-            if failed(reasons[1]) then store.conflict("Organization already exists") end
+            if store.failed(reasons[1]) then store.conflict("Organization already exists") end
             store.conflict("An organization with this name already exists")
         end
         return record(item)
@@ -117,32 +107,17 @@ local function new(ctx)
         })
     end
 
-    -- A rename writes the organization, deletes the old guard and creates the new one in one
-    -- transaction, conditioned on the name read; a lost race re-reads (a few times) and retries.
+    -- A rename moves the name guard in the same transaction (store.move_guard).
     local function rename(t, id, set, remove, new_name)
-        local k = keys.organization(t, id)
-        for _ = 1, 3 do
-            local cur = ctx:get_item(k.PK, k.SK, true)
-            if not record(cur) then return false end
-            if cur.name == new_name then return ctx:update_item(k, set, remove) end
-            local drop_old = true
-            for _ = 1, 2 do
-                local tx = ctx:tx()
-                tx:update(k, set, remove, function(st)
-                    return ctx:cond_exists_live(st) .. " AND " .. st.name("name") .. " = " .. st.value(cur.name)
-                end)
-                if drop_old then
-                    tx:delete(keys.organization_name_guard(t, cur.name), owned_by("organization_id", id))
-                end
-                tx:put_new(guard_item(t, new_name, id, set.updated_at))
-                local ok, reasons = tx:run()
-                if ok then return true end
-                if failed(reasons[#reasons]) then store.conflict("An organization with this name already exists") end
-                if failed(reasons[1]) then break end -- missing or renamed meanwhile: read again
-                drop_old = false -- the old guard is not ours (never expected): leave it
-            end
-        end
-        store.conflict("Organization was modified concurrently; try again")
+        return ctx:move_guard({
+            key = keys.organization(t, id), field = "name", value = new_name, set = set, remove = remove,
+            valid = function(cur) return record(cur) ~= nil end,
+            guard_key = function(name) return keys.organization_name_guard(t, name) end,
+            guard_item = function(name) return guard_item(t, name, id, set.updated_at) end,
+            owned = store.owned_by("organization_id", id),
+            taken = "An organization with this name already exists",
+            busy = "Organization was modified concurrently; try again",
+        })
     end
 
     function M.update(t, id, patch)
@@ -158,25 +133,18 @@ local function new(ctx)
 
     -- Members (with their id pointers), organization connections and invites of the organization.
     local function cascade(t, id)
-        local dels = {}
-        local function del(key) dels[#dels + 1] = { DeleteRequest = { Key = { PK = key.PK, SK = key.SK } } } end
+        local items = {}
         local part = keys.organization_partition(t, id)
-        for _, it in ipairs(ctx:query_all({ pk = part, consistent = true })) do
-            del(it)
+        for _, it in ipairs(ctx:query_all({ pk = part, consistent = true, include_expired = true })) do
+            items[#items + 1] = it
             if it.entityType == "USER_ORGANIZATION" and type(it.id) == "string" then
-                del(keys.member_id_pointer(t, it.id))
+                items[#items + 1] = keys.member_id_pointer(t, it.id)
             end
         end
-        for _, it in ipairs(ctx:query_all({ pk = part, index = "GSI1", prefix = INVITE_PREFIX })) do
-            if it.entityType == "INVITE" and it.tenant_id == t then del(it) end
+        for _, it in ipairs(ctx:query_all({ pk = part, index = "GSI1", prefix = INVITE_PREFIX, include_expired = true })) do
+            if it.entityType == "INVITE" and it.tenant_id == t then items[#items + 1] = it end
         end
-        if #dels > 0 then
-            local left = ctx.client:batch_write(ctx.table, dels)
-            if #left > 0 then
-                errors.raise(0, "UnprocessedItems", #left .. " items of organization " .. id
-                    .. " could not be deleted", { unprocessed = left })
-            end
-        end
+        ctx:delete_items(items, "organization " .. id)
     end
 
     function M.remove(t, id)
@@ -185,23 +153,8 @@ local function new(ctx)
         local k = keys.organization(t, id)
         local cur = ctx:get_item(k.PK, k.SK, true)
         if not record(cur) then return false end
-        local drop_guard = type(cur.name) == "string"
-        local removed = false
-        for _ = 1, 2 do
-            local tx = ctx:tx()
-            tx:delete(k, function(st) return ctx:cond_exists_live(st) end)
-            if drop_guard then
-                tx:delete(keys.organization_name_guard(t, cur.name), owned_by("organization_id", id))
-            end
-            local ok, reasons = tx:run()
-            if ok then
-                removed = true
-                break
-            end
-            if failed(reasons[1]) then return false end -- removed meanwhile
-            drop_guard = false
-        end
-        if not removed then return false end
+        local guard = type(cur.name) == "string" and keys.organization_name_guard(t, cur.name) or nil
+        if not ctx:remove_guarded(k, guard, store.owned_by("organization_id", id)) then return false end
         cascade(t, id)
         return true
     end

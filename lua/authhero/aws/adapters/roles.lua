@@ -31,16 +31,6 @@ local function record(item)
     return r
 end
 
-local function owned_by(attr, value)
-    return function(st)
-        return "attribute_not_exists(" .. st.name("PK") .. ") OR " .. st.name(attr) .. " = " .. st.value(value)
-    end
-end
-
-local function failed(reason)
-    return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
-end
-
 -- name: 1-50 characters (UTF-8 code points)
 local function check_name(v)
     if v == core.null or type(v) ~= "string" or v == "" then errors.validation("name is required") end
@@ -88,7 +78,7 @@ return function(ctx)
         tx:put_new(guard_item(t, rec.name, id, created))
         local ok, reasons = tx:run()
         if not ok then
-            if failed(reasons[1]) then store.conflict("Role already exists") end
+            if store.failed(reasons[1]) then store.conflict("Role already exists") end
             store.conflict("A role with this name already exists")
         end
         return record(item)
@@ -109,30 +99,16 @@ return function(ctx)
         })
     end
 
-    -- A rename writes the role, deletes the old guard and creates the new one in one transaction,
-    -- conditioned on the name read; a lost race re-reads and retries.
+    -- A rename moves the name guard in the same transaction (store.move_guard).
     local function rename(t, id, set, remove, new_name)
-        local k = keys.role(t, id)
-        for _ = 1, 3 do
-            local cur = ctx:get_item(k.PK, k.SK, true)
-            if not record(cur) then return false end
-            if cur.name == new_name then return ctx:update_item(k, set, remove) end
-            local drop_old = true
-            for _ = 1, 2 do
-                local tx = ctx:tx()
-                tx:update(k, set, remove, function(st)
-                    return ctx:cond_exists_live(st) .. " AND " .. st.name("name") .. " = " .. st.value(cur.name)
-                end)
-                if drop_old then tx:delete(keys.role_name_guard(t, cur.name), owned_by("role_id", id)) end
-                tx:put_new(guard_item(t, new_name, id, set.updated_at))
-                local ok, reasons = tx:run()
-                if ok then return true end
-                if failed(reasons[#reasons]) then store.conflict("A role with this name already exists") end
-                if failed(reasons[1]) then break end
-                drop_old = false
-            end
-        end
-        store.conflict("Role was modified concurrently; try again")
+        return ctx:move_guard({
+            key = keys.role(t, id), field = "name", value = new_name, set = set, remove = remove,
+            valid = function(cur) return record(cur) ~= nil end,
+            guard_key = function(name) return keys.role_name_guard(t, name) end,
+            guard_item = function(name) return guard_item(t, name, id, set.updated_at) end,
+            owned = store.owned_by("role_id", id),
+            taken = "A role with this name already exists", busy = "Role was modified concurrently; try again",
+        })
     end
 
     function M.update(t, id, patch)
@@ -154,20 +130,12 @@ return function(ctx)
 
     -- The role's permissions and the user-role assignments that name it.
     local function cascade(t, id)
-        local dels = {}
-        local function del(it) dels[#dels + 1] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
-        for _, it in ipairs(ctx:query_all({ pk = keys.role_partition(t, id), consistent = true })) do del(it) end
+        local items = ctx:query_all({ pk = keys.role_partition(t, id), consistent = true, include_expired = true })
         for _, it in ipairs(ctx:query_all({ pk = role_users_index_pk(t, id), index = "GSI2",
             prefix = ROLE_USERS_PREFIX })) do
-            if it.entityType == "USER_ROLE" and it.tenant_id == t and it.role_id == id then del(it) end
+            if it.entityType == "USER_ROLE" and it.tenant_id == t and it.role_id == id then items[#items + 1] = it end
         end
-        if #dels > 0 then
-            local left = ctx.client:batch_write(ctx.table, dels)
-            if #left > 0 then
-                errors.raise(0, "UnprocessedItems", #left .. " items of role " .. id .. " could not be deleted",
-                    { unprocessed = left })
-            end
-        end
+        ctx:delete_items(items, "role " .. id)
     end
 
     function M.remove(t, id)
@@ -176,21 +144,8 @@ return function(ctx)
         local k = keys.role(t, id)
         local cur = ctx:get_item(k.PK, k.SK, true)
         if not record(cur) then return false end
-        local drop_guard = type(cur.name) == "string"
-        local removed = false
-        for _ = 1, 2 do
-            local tx = ctx:tx()
-            tx:delete(k, function(st) return ctx:cond_exists_live(st) end)
-            if drop_guard then tx:delete(keys.role_name_guard(t, cur.name), owned_by("role_id", id)) end
-            local ok, reasons = tx:run()
-            if ok then
-                removed = true
-                break
-            end
-            if failed(reasons[1]) then return false end
-            drop_guard = false
-        end
-        if not removed then return false end
+        local guard = type(cur.name) == "string" and keys.role_name_guard(t, cur.name) or nil
+        if not ctx:remove_guarded(k, guard, store.owned_by("role_id", id)) then return false end
         cascade(t, id)
         return true
     end

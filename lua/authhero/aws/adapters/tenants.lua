@@ -92,9 +92,9 @@ return function(ctx)
         local k = keys.tenant(id)
         local existed = ctx:get_item(k.PK, k.SK, true) ~= nil
         local tpk = keys.tenant_partition(id)
-        local items = ctx:query_all({ pk = tpk, consistent = true })
+        local items = ctx:query_all({ pk = tpk, consistent = true, include_expired = true })
         local dels = {}
-        local function del(key) dels[#dels + 1] = { DeleteRequest = { Key = { PK = key.PK, SK = key.SK } } } end
+        local function del(key) dels[#dels + 1] = key end
         for _, it in ipairs(items) do
             local et = it.entityType
             if et == "CLIENT" and it.client_id then
@@ -109,18 +109,11 @@ return function(ctx)
             elseif et == "ROLE" then sub = keys.role_partition(id, it.id)
             elseif et == "ORGANIZATION" then sub = keys.organization_partition(id, it.id) end
             if sub then
-                for _, s in ipairs(ctx:query_all({ pk = sub, consistent = true })) do del(s) end
+                for _, s in ipairs(ctx:query_all({ pk = sub, consistent = true, include_expired = true })) do del(s) end
             end
             del(it)
         end
-        if #dels > 0 then
-            local left = ctx.client:batch_write(ctx.table, dels)
-            if #left > 0 then
-                require("authhero.aws.errors").raise(0, "UnprocessedItems",
-                    #left .. " items of tenant " .. id .. " could not be deleted; call remove again",
-                    { unprocessed = left })
-            end
-        end
+        ctx:delete_items(dels, "tenant " .. id)
         return existed
     end
 

@@ -465,7 +465,7 @@ return function(ctx, adapters)
             if seen[id] then return end
             seen[id] = true
             list = list or dels
-            list[#list + 1] = { DeleteRequest = { Key = { PK = key.PK, SK = key.SK } } }
+            list[#list + 1] = key
         end
         for _, v in ipairs(victims) do
             local u = v.user_id
@@ -490,11 +490,7 @@ return function(ctx, adapters)
         end
         -- the users and their guards go last, so a failure part-way leaves something to retry
         for _, d in ipairs(last) do dels[#dels + 1] = d end
-        local left = ctx.client:batch_write(ctx.table, dels)
-        if #left > 0 then
-            errors.raise(0, "UnprocessedItems", #left .. " items of user " .. user_id
-                .. " could not be deleted; call remove again", { unprocessed = left })
-        end
+        ctx:delete_items(dels, "user " .. user_id)
         return true
     end
 
