@@ -4,6 +4,7 @@
 -- the pagination and batch helpers. Byte work (signing, JSON, HTTP) is the C core's.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
+local util = require "authhero.aws.util"
 
 local _M = {}
 local mt = { __index = _M }
@@ -219,19 +220,11 @@ end
 -- "Wed, 26 Nov 2026 10:58:21 GMT" -> epoch seconds, or nil.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6, Jul = 7, Aug = 8, Sep = 9, Oct = 10,
     Nov = 11, Dec = 12 }
-local function days_from_civil(y, m, d)
-    y = m <= 2 and y - 1 or y
-    local era = math.floor(y / 400)
-    local yoe = y - era * 400
-    local doy = math.floor((153 * (m + (m > 2 and -3 or 9)) + 2) / 5) + d - 1
-    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
 local function parse_http_date(s)
     if type(s) ~= "string" then return nil end
     local d, mon, y, hh, mm, ss = s:match("(%d+) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d)")
     if not d or not MONTHS[mon] then return nil end
-    return days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + hh * 3600 + mm * 60 + ss
+    return util.days_from_civil(tonumber(y), MONTHS[mon], tonumber(d)) * 86400 + hh * 3600 + mm * 60 + ss
 end
 _M._parse_http_date = parse_http_date
 

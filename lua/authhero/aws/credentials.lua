@@ -5,6 +5,7 @@
 -- Secrets (secret key, session token, container authorization token) never reach a message.
 local cjson = require "cjson"
 local errors = require "authhero.aws.errors"
+local util = require "authhero.aws.util"
 
 local _M = {}
 local mt = { __index = _M, __tostring = function() return "authhero.aws.credentials provider" end }
@@ -68,44 +69,11 @@ end
 
 -- ---- timestamps ----
 
--- Days since 1970-01-01 of a proleptic Gregorian date (eras of 400 years, March-based years), so
--- no os.time() local-time conversion is involved.
-local function days_from_civil(y, m, d)
-    if m <= 2 then y = y - 1 end
-    local era = math.floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = math.floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
-end
-
-local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
-
 -- parse_timestamp("2026-11-26T12:00:00Z") -> epoch seconds (UTC), or nil when the text is not an
 -- ISO-8601 date-time with "Z" or a numeric offset. Fractions of a second are dropped. Pure.
 function _M.parse_timestamp(s)
-    if type(s) ~= "string" then return nil end
-    local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
-    if not y then return nil end
-    y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-    rest = rest:gsub("^%.%d+", "")
-    local offset
-    if rest == "Z" or rest == "z" then
-        offset = 0
-    else
-        local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
-        if not sign then return nil end
-        oh, om = tonumber(oh), tonumber(om)
-        if oh > 23 or om > 59 then return nil end
-        offset = (oh * 3600 + om * 60) * (sign == "-" and -1 or 1)
-    end
-    local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
-    if mo < 1 or mo > 12 or d < 1 or d > (mo == 2 and leap and 29 or MONTH_DAYS[mo])
-        or h > 23 or mi > 59 or sec > 60 then
-        return nil
-    end
-    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+    local ms = util.parse_iso(s, true)
+    return ms and math.floor(ms / 1000) or nil
 end
 
 -- ---- shared files ----

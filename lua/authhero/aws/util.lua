@@ -34,6 +34,7 @@ end
 
 -- time ------------------------------------------------------------------------------------------
 
+-- Days since 1970-01-01 of a proleptic Gregorian date (no os.time local-time conversion).
 local function days_from_civil(y, m, d)
     y = m <= 2 and y - 1 or y
     local era = math.floor(y / 400)
@@ -67,17 +68,27 @@ function _M.iso(ms)
         math.floor(rem % 3600 / 60), rem % 60, ms - secs * 1000)
 end
 
--- ISO-8601 text (with or without milliseconds, Z or +HH:MM) -> epoch ms, or nil when malformed.
-function _M.parse_iso(s)
+_M.days_from_civil = days_from_civil
+
+local MONTH_DAYS = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+-- ISO-8601 text (with or without milliseconds, Z or +HH:MM) -> epoch ms, or nil when malformed
+-- (including days a month does not have). strict: a date-time with Z or an offset is required
+-- (no bare date, no missing zone).
+function _M.parse_iso(s, strict)
     if type(s) ~= "string" then return nil end
-    local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)[T ](%d%d):(%d%d):(%d%d)(.*)$")
+    local y, mo, d, h, mi, sec, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
     if not y then
-        y, mo, d = s:match("^(%d%d%d%d)-(%d%d)-(%d%d)$")
-        if not y then return nil end
+        y, mo, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+        if not y or strict then return nil end
         h, mi, sec, rest = 0, 0, 0, "Z"
     end
     y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
-    if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then return nil end
+    local leap = (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+    if mo < 1 or mo > 12 or d < 1 or d > (mo == 2 and leap and 29 or MONTH_DAYS[mo]) or h > 23 or mi > 59
+        or sec > 60 then
+        return nil
+    end
     local frac = 0
     local f, tz = rest:match("^%.(%d+)(.*)$")
     if f then
@@ -85,9 +96,9 @@ function _M.parse_iso(s)
         rest = tz
     end
     local offset = 0
-    if rest ~= "Z" and rest ~= "z" and rest ~= "" then
+    if rest ~= "Z" and rest ~= "z" and (rest ~= "" or strict) then
         local sign, oh, om = rest:match("^([+-])(%d%d):?(%d%d)$")
-        if not sign then return nil end
+        if not sign or tonumber(oh) > 23 or tonumber(om) > 59 then return nil end
         offset = (tonumber(oh) * 60 + tonumber(om)) * (sign == "+" and 1 or -1)
     end
     local secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset * 60
