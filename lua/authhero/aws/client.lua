@@ -378,38 +378,28 @@ end
 
 local MAX_UNPROCESSED_ROUNDS = 8
 
--- batch_write(table_name, requests [, opts]) -> unprocessed requests (empty when all written).
--- requests: { {PutRequest = {Item = ...}} | {DeleteRequest = {Key = ...}}, ... }, chunked by 25.
--- UnprocessedItems are re-submitted with backoff; what still could not be written is returned,
--- never dropped. A failed call raises with err.unprocessed = every request not yet written.
-function _M.batch_write(self, table_name, requests, opts)
-    if type(table_name) ~= "string" then error("bad argument #1 to 'batch_write' (string expected)", 2) end
-    if type(requests) ~= "table" then error("bad argument #2 to 'batch_write' (table expected)", 2) end
-    opts = opts or {}
-    local left = {}
-    local n = #requests
-    for i = 1, n, 25 do
+-- Sends list in chunks of `size` through send(chunk) -> the chunk's unprocessed entries, re-sending
+-- those with backoff for up to MAX_UNPROCESSED_ROUNDS rounds. Returns what is still unprocessed;
+-- when a call fails, raises with err.unprocessed = every entry not yet done.
+local function in_chunks(self, list, size, send)
+    local left, n = {}, #list
+    for i = 1, n, size do
         local chunk = {}
-        for j = i, math.min(i + 24, n) do chunk[#chunk + 1] = requests[j] end
+        for j = i, math.min(i + size - 1, n) do chunk[#chunk + 1] = list[j] end
         local round = 0
         while #chunk > 0 do
-            local ok, reply = pcall(self.call, self, "BatchWriteItem", {
-                RequestItems = { [table_name] = chunk },
-                ReturnConsumedCapacity = opts.ReturnConsumedCapacity,
-            })
+            local ok, un = pcall(send, chunk)
             if not ok then
-                if errors.is(reply) then
+                if errors.is(un) then
                     local rest = {}
                     for _, r in ipairs(left) do rest[#rest + 1] = r end
                     for _, r in ipairs(chunk) do rest[#rest + 1] = r end
-                    for j = i + 25, n do rest[#rest + 1] = requests[j] end
-                    reply.unprocessed = rest
+                    for j = i + size, n do rest[#rest + 1] = list[j] end
+                    un.unprocessed = rest
                 end
-                error(reply, 0)
+                error(un, 0)
             end
-            local un = reply.UnprocessedItems and reply.UnprocessedItems[table_name]
-            chunk = {}
-            if un then for _, r in ipairs(un) do chunk[#chunk + 1] = r end end
+            chunk = un
             if #chunk > 0 then
                 round = round + 1
                 if round > MAX_UNPROCESSED_ROUNDS then
@@ -424,43 +414,45 @@ function _M.batch_write(self, table_name, requests, opts)
     return left
 end
 
+-- batch_write(table_name, requests [, opts]) -> unprocessed requests (empty when all written).
+-- requests: { {PutRequest = {Item = ...}} | {DeleteRequest = {Key = ...}}, ... }, chunked by 25.
+-- UnprocessedItems are re-submitted with backoff; what still could not be written is returned,
+-- never dropped. A failed call raises with err.unprocessed = every request not yet written.
+function _M.batch_write(self, table_name, requests, opts)
+    if type(table_name) ~= "string" then error("bad argument #1 to 'batch_write' (string expected)", 2) end
+    if type(requests) ~= "table" then error("bad argument #2 to 'batch_write' (table expected)", 2) end
+    opts = opts or {}
+    return in_chunks(self, requests, 25, function(chunk)
+        local reply = self:call("BatchWriteItem", {
+            RequestItems = { [table_name] = chunk },
+            ReturnConsumedCapacity = opts.ReturnConsumedCapacity,
+        })
+        return reply.UnprocessedItems and reply.UnprocessedItems[table_name] or {}
+    end)
+end
+
 -- batch_get(table_name, keys [, opts]) -> items, unprocessed keys (chunked by 100).
 -- opts: ProjectionExpression, ExpressionAttributeNames, ConsistentRead, ReturnConsumedCapacity.
 function _M.batch_get(self, table_name, keys, opts)
     if type(table_name) ~= "string" then error("bad argument #1 to 'batch_get' (string expected)", 2) end
     if type(keys) ~= "table" then error("bad argument #2 to 'batch_get' (table expected)", 2) end
     opts = opts or {}
-    local items, left = core.array({}), {}
-    local n = #keys
-    for i = 1, n, 100 do
-        local chunk = {}
-        for j = i, math.min(i + 99, n) do chunk[#chunk + 1] = keys[j] end
-        local round = 0
-        while #chunk > 0 do
-            local reply = self:call("BatchGetItem", {
-                RequestItems = { [table_name] = {
-                    Keys = chunk,
-                    ProjectionExpression = opts.ProjectionExpression,
-                    ExpressionAttributeNames = opts.ExpressionAttributeNames,
-                    ConsistentRead = opts.ConsistentRead,
-                } },
-                ReturnConsumedCapacity = opts.ReturnConsumedCapacity,
-            })
-            local got = reply.Responses and reply.Responses[table_name]
-            if got then for _, it in ipairs(got) do items[#items + 1] = it end end
-            local un = reply.UnprocessedKeys and reply.UnprocessedKeys[table_name]
-            chunk = un and un.Keys or {}
-            if #chunk > 0 then
-                round = round + 1
-                if round > MAX_UNPROCESSED_ROUNDS then
-                    for _, k in ipairs(chunk) do left[#left + 1] = k end
-                    break
-                end
-                self.stats.retries = self.stats.retries + 1
-                backoff(self, round)
-            end
-        end
-    end
+    local items = core.array({})
+    local left = in_chunks(self, keys, 100, function(chunk)
+        local reply = self:call("BatchGetItem", {
+            RequestItems = { [table_name] = {
+                Keys = chunk,
+                ProjectionExpression = opts.ProjectionExpression,
+                ExpressionAttributeNames = opts.ExpressionAttributeNames,
+                ConsistentRead = opts.ConsistentRead,
+            } },
+            ReturnConsumedCapacity = opts.ReturnConsumedCapacity,
+        })
+        local got = reply.Responses and reply.Responses[table_name]
+        if got then for _, it in ipairs(got) do items[#items + 1] = it end end
+        local un = reply.UnprocessedKeys and reply.UnprocessedKeys[table_name]
+        return un and un.Keys or {}
+    end)
     return items, left
 end
 
