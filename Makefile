@@ -89,16 +89,18 @@ fuzz-ci: deps
 demo: deps-full build
 	@scripts/demo
 
-bench: deps build
+bench: deps-full build
 	$(LUA) bench/codec.lua
 	BENCH_CPATH='build/jit/?.so' luajit bench/codec.lua
 	$(LUA) bench/sigv4.lua
 	scripts/bench-client
 	scripts/bench-cost
 	scripts/bench-openresty
+	scripts/bench-import
 
 lint: deps
-	luacheck lua spec bench
+	luacheck lua spec bench examples bin/authhero-dynamo
+	scripts/check-rockspec
 	cppcheck --quiet --error-exitcode=1 --enable=warning,portability csrc/
 
 format:

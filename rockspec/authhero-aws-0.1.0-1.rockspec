@@ -1,0 +1,76 @@
+rockspec_format = "3.0"
+package = "authhero-aws"
+version = "0.1.0-1"
+source = {
+    url = "git+https://example.invalid/authhero-aws.git",
+    tag = "v0.1.0",
+}
+description = {
+    summary = "AuthHero's DynamoDB storage adapter for Lua and OpenResty, with a C core",
+    detailed = [[
+SigV4 signing, one-pass DynamoDB-JSON marshalling and a libcurl transport in C; a DynamoDB client
+with retries and credentials, table setup and AuthHero's single-table design in Lua.
+]],
+    license = "MIT",
+}
+dependencies = {
+    "lua >= 5.1, < 5.5",
+    "lua-cjson",
+}
+external_dependencies = {
+    CRYPTO = { header = "openssl/evp.h", library = "crypto" },
+    -- Debian keeps curl.h under /usr/include/<multiarch>/, which the compiler finds by itself but
+    -- LuaRocks' header check does not: look for the library only.
+    CURL = { library = "curl" },
+}
+build = {
+    type = "builtin",
+    install = { bin = { ["authhero-dynamo"] = "bin/authhero-dynamo" } },
+    modules = {
+        ["authhero.aws.core"] = {
+            sources = {
+                "csrc/core.c",
+                "csrc/http.c",
+                "csrc/keys.c",
+                "csrc/marshal.c",
+                "csrc/sigv4.c",
+                "csrc/unmarshal.c",
+            },
+            libraries = { "crypto", "curl" },
+            incdirs = { "$(CRYPTO_INCDIR)" },
+            libdirs = { "$(CRYPTO_LIBDIR)", "$(CURL_LIBDIR)" },
+            defines = {},
+        },
+        ["authhero.aws.adapters.clients"] = "lua/authhero/aws/adapters/clients.lua",
+        ["authhero.aws.adapters.codes"] = "lua/authhero/aws/adapters/codes.lua",
+        ["authhero.aws.adapters.connections"] = "lua/authhero/aws/adapters/connections.lua",
+        ["authhero.aws.adapters.custom_domains"] = "lua/authhero/aws/adapters/custom_domains.lua",
+        ["authhero.aws.adapters.organizations"] = "lua/authhero/aws/adapters/organizations.lua",
+        ["authhero.aws.adapters.passwords"] = "lua/authhero/aws/adapters/passwords.lua",
+        ["authhero.aws.adapters.role_permissions"] = "lua/authhero/aws/adapters/role_permissions.lua",
+        ["authhero.aws.adapters.roles"] = "lua/authhero/aws/adapters/roles.lua",
+        ["authhero.aws.adapters.sessions"] = "lua/authhero/aws/adapters/sessions.lua",
+        ["authhero.aws.adapters.tenants"] = "lua/authhero/aws/adapters/tenants.lua",
+        ["authhero.aws.adapters.user_organizations"] = "lua/authhero/aws/adapters/user_organizations.lua",
+        ["authhero.aws.adapters.users"] = "lua/authhero/aws/adapters/users.lua",
+        ["authhero.aws.cli.args"] = "lua/authhero/aws/cli/args.lua",
+        ["authhero.aws.cli.export"] = "lua/authhero/aws/cli/export.lua",
+        ["authhero.aws.cli.import"] = "lua/authhero/aws/cli/import.lua",
+        ["authhero.aws.cli"] = "lua/authhero/aws/cli/init.lua",
+        ["authhero.aws.cli.progress"] = "lua/authhero/aws/cli/progress.lua",
+        ["authhero.aws.cli.records"] = "lua/authhero/aws/cli/records.lua",
+        ["authhero.aws.cli.stats"] = "lua/authhero/aws/cli/stats.lua",
+        ["authhero.aws.cli.verify"] = "lua/authhero/aws/cli/verify.lua",
+        ["authhero.aws.cli.writer"] = "lua/authhero/aws/cli/writer.lua",
+        ["authhero.aws.client"] = "lua/authhero/aws/client.lua",
+        ["authhero.aws.credentials"] = "lua/authhero/aws/credentials.lua",
+        ["authhero.aws.errors"] = "lua/authhero/aws/errors.lua",
+        ["authhero.aws.filter"] = "lua/authhero/aws/filter.lua",
+        ["authhero.aws"] = "lua/authhero/aws/init.lua",
+        ["authhero.aws.schema"] = "lua/authhero/aws/schema.lua",
+        ["authhero.aws.store"] = "lua/authhero/aws/store.lua",
+        ["authhero.aws.transport.cosocket"] = "lua/authhero/aws/transport/cosocket.lua",
+        ["authhero.aws.transport.curl"] = "lua/authhero/aws/transport/curl.lua",
+        ["authhero.aws.util"] = "lua/authhero/aws/util.lua",
+    },
+}
