@@ -3,6 +3,12 @@
 --   local fx = require "support.adapters"
 --   local adapters, t = fx.adapters(), fx.tenant()
 --   fx.set_now(ms) / fx.advance(seconds) / fx.reset_clock()   -- the adapters' "now"
+-- and the checks the specs share:
+--   fx.requests()                      -- requests the shared client has sent so far
+--   fx.rejects(f, ...)                 -- f(...) raises 400 ValidationError and sends nothing
+--   fx.raw_get(key) / fx.raw_put(item) / fx.raw_delete(key) / fx.raw_partition(pk)
+--   fx.ids(list[, field])              -- the records' ids (field defaults to "id")
+--   fx.keyset_walk(list_fn, items_key, id_field, take[, check])   -- every record once, by cursor
 local aws = require "authhero.aws"
 local ddb = require "support.ddb_local"
 local core = require "authhero.aws.core"
@@ -79,6 +85,65 @@ function M.raises(status, code, f, ...)
     assert(err.status == status, "expected status " .. status .. ", got " .. tostring(err))
     if code then assert(err.code == code, "expected code " .. code .. ", got " .. tostring(err)) end
     return err
+end
+
+-- Requests the shared client has sent so far.
+function M.requests() return M.client().stats.requests end
+
+-- Raises unless f(...) raises a 400 ValidationError without sending a single request; returns it.
+function M.rejects(f, ...)
+    local before = M.requests()
+    local err = M.raises(400, "ValidationError", f, ...)
+    local after = M.requests()
+    assert(before == after, "expected no request, " .. (after - before) .. " sent")
+    return err
+end
+
+-- The raw item at key (its PK and SK), read consistently; nil when there is none.
+function M.raw_get(key)
+    return M.client():call("GetItem", { TableName = M.table_name(), Key = { PK = key.PK, SK = key.SK },
+        ConsistentRead = true }).Item
+end
+
+-- Writes a raw item as it is, past the adapters.
+function M.raw_put(item)
+    M.client():call("PutItem", { TableName = M.table_name(), Item = item })
+end
+
+-- Deletes the raw item at key (its PK and SK), past the adapters.
+function M.raw_delete(key)
+    M.client():call("DeleteItem", { TableName = M.table_name(), Key = { PK = key.PK, SK = key.SK } })
+end
+
+-- ids(list[, field]) -> each record's field (default "id"), in order.
+function M.ids(list, field)
+    field = field or "id"
+    local out = {}
+    for i, r in ipairs(list) do out[i] = r[field] end
+    return out
+end
+
+-- keyset_walk(list_fn, items_key, id_field, take[, check]) -> ids, pages
+-- Calls list_fn({ take = take, from = cursor }) from no cursor until the page's cursor is nil: page.next,
+-- or page.totals.next for the lists that report it there (clients, tenants). Fails on an id returned
+-- twice and after 1000 pages. check(page), when given, runs on every page. Returns the ids in the
+-- order they came and how many pages it took.
+function M.keyset_walk(list_fn, items_key, id_field, take, check)
+    local seen, out, from, pages = {}, {}, nil, 0
+    repeat
+        local page = list_fn({ take = take, from = from })
+        pages = pages + 1
+        assert(pages <= 1000, "keyset walk: no end after 1000 pages")
+        if check then check(page) end
+        for _, r in ipairs(page[items_key]) do
+            local id = r[id_field]
+            assert(not seen[id], "returned twice: " .. tostring(id))
+            seen[id] = true
+            out[#out + 1] = id
+        end
+        if page.totals ~= nil then from = page.totals.next else from = page.next end
+    until from == nil
+    return out, pages
 end
 
 return M

@@ -9,25 +9,7 @@ local schema = require "authhero.aws.schema"
 local T0 = math.floor(core.now()) * 1000
 
 local function iso(ms) return util.iso(ms) end
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw(key)
-    for _, it in ipairs(fx.raw_partition(key.PK)) do
-        if it.SK == key.SK then return it end
-    end
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.client_id end
-    return out
-end
+local function ids(list) return fx.ids(list, "client_id") end
 
 describe("clients adapter", function()
     local clients
@@ -88,13 +70,13 @@ describe("clients adapter", function()
             assert.same({ alg = "RS256" }, c.jwt_configuration)
             assert.equal("builtin", c.user_linking_mode)
             assert.same({ x = 1 }, c.registration_metadata)
-            local it = raw(schema.keys.client(t, "my-client"))
+            local it = fx.raw_get(schema.keys.client(t, "my-client"))
             assert.equal("CLIENT", it.entityType)
             assert.equal('["https://a/cb"]', it.callbacks)
             assert.equal("[]", it.web_origins)
             assert.equal("string", type(it.jwt_configuration))
             assert.equal(t, it.tenant_id)
-            local p = raw(schema.keys.client_id_pointer("my-client"))
+            local p = fx.raw_get(schema.keys.client_id_pointer("my-client"))
             assert.equal("CLIENT_ID_POINTER", p.entityType)
             assert.equal(t, p.tenant_id)
             assert.equal("my-client", p.client_id)
@@ -124,13 +106,13 @@ describe("clients adapter", function()
 
         it("validates before sending anything", function()
             local t = fx.tenant()
-            rejects(clients.create, t, {})
-            rejects(clients.create, t, { name = "" })
-            rejects(clients.create, t, { name = "x", client_id = 5 })
-            rejects(clients.create, t, { name = "x", callbacks = "https://a" })
-            rejects(clients.create, t, { name = "x" }, { importMetadata = { created_at = "yesterday" } })
-            rejects(clients.create, nil, { name = "x" })
-            rejects(clients.create, t, { name = "x", client_metadata = { big = string.rep("x", 410 * 1024) } })
+            fx.rejects(clients.create, t, {})
+            fx.rejects(clients.create, t, { name = "" })
+            fx.rejects(clients.create, t, { name = "x", client_id = 5 })
+            fx.rejects(clients.create, t, { name = "x", callbacks = "https://a" })
+            fx.rejects(clients.create, t, { name = "x" }, { importMetadata = { created_at = "yesterday" } })
+            fx.rejects(clients.create, nil, { name = "x" })
+            fx.rejects(clients.create, t, { name = "x", client_metadata = { big = string.rep("x", 410 * 1024) } })
         end)
     end)
 
@@ -146,8 +128,8 @@ describe("clients adapter", function()
             assert.is_nil(clients.getByClientId("no-such-client-" .. t))
             assert.is_nil(clients.get(t, id).tenant_id)
             assert.equal(id, clients:getByClientId(id).client_id)
-            rejects(clients.getByClientId, nil)
-            rejects(clients.getByClientId, "")
+            fx.rejects(clients.getByClientId, nil)
+            fx.rejects(clients.getByClientId, "")
         end)
     end)
 
@@ -174,18 +156,9 @@ describe("clients adapter", function()
         end)
 
         it("walks every client exactly once in keyset mode", function()
-            local seen, n, from = {}, 0, nil
-            repeat
-                local page = clients.list(t, { take = 4, from = from })
-                assert.is_not_nil(page.totals)
-                for _, c in ipairs(page.clients) do
-                    assert.is_nil(seen[c.client_id])
-                    seen[c.client_id] = true
-                    n = n + 1
-                end
-                from = page.totals.next
-            until from == nil
-            assert.equal(9, n)
+            local walked = fx.keyset_walk(function(o) return clients.list(t, o) end, "clients", "client_id", 4,
+                function(page) assert.is_not_nil(page.totals) end)
+            assert.equal(9, #walked)
         end)
 
         it("filters with q, sorts by name", function()
@@ -201,7 +174,7 @@ describe("clients adapter", function()
         end)
 
         it("refuses an unknown q field before sending anything", function()
-            rejects(clients.list, t, { q = "client_secret:x" })
+            fx.rejects(clients.list, t, { q = "client_secret:x" })
         end)
     end)
 
@@ -223,9 +196,9 @@ describe("clients adapter", function()
             assert.is_nil(clients.get(t, "other"))
             assert.is_false(clients.update(t, "missing", { name = "x" }))
             assert.is_false(clients.update(fx.tenant(), id, { name = "x" }))
-            rejects(clients.update, t, id, { name = "" })
-            rejects(clients.update, t, id, { web_origins = 3 })
-            rejects(clients.update, t, id, nil)
+            fx.rejects(clients.update, t, id, { name = "" })
+            fx.rejects(clients.update, t, id, { web_origins = 3 })
+            fx.rejects(clients.update, t, id, nil)
         end)
     end)
 
@@ -239,12 +212,12 @@ describe("clients adapter", function()
             assert.is_true(clients.remove(t, id))
             assert.is_nil(clients.get(t, id))
             assert.is_nil(clients.getByClientId(id))
-            assert.is_nil(raw(schema.keys.client_id_pointer(id)))
+            assert.is_nil(fx.raw_get(schema.keys.client_id_pointer(id)))
             assert.is_false(clients.remove(t, id))
             local again = clients.create(other, { client_id = id, name = "Reused" })
             assert.equal(other, clients.getByClientId(id).tenant_id)
             assert.equal("Reused", again.name)
-            rejects(clients.remove, t, nil)
+            fx.rejects(clients.remove, t, nil)
         end)
     end)
 

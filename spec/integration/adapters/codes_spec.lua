@@ -9,20 +9,7 @@ local T0 = math.floor(core.now()) * 1000
 local MIN = 60 * 1000
 
 local function iso(ms) return util.iso(ms) end
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_item(t, id)
-    local k = schema.keys.code(t, id)
-    for _, it in ipairs(fx.raw_partition(k.PK)) do
-        if it.SK == k.SK then return it end
-    end
-end
+local function raw_item(t, id) return fx.raw_get(schema.keys.code(t, id)) end
 
 local function code(id, extra)
     local c = { code_id = id, code_type = "authorization_code", login_id = "login-1",
@@ -31,11 +18,7 @@ local function code(id, extra)
     return c
 end
 
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.code_id end
-    return out
-end
+local function ids(list) return fx.ids(list, "code_id") end
 
 describe("codes adapter", function()
     local codes
@@ -103,18 +86,18 @@ describe("codes adapter", function()
 
         it("validates before sending anything", function()
             local t = fx.tenant()
-            rejects(codes.create, t, code(nil))
-            rejects(codes.create, t, code("c", { code_type = "bogus" }))
-            rejects(codes.create, t, code("c", { code_type = core.null }))
-            rejects(codes.create, t, code("c", { login_id = "" }))
-            rejects(codes.create, t, code("c", { expires_at = core.null }))
-            rejects(codes.create, t, code("c", { expires_at = "later" }))
-            rejects(codes.create, t, code("c", { used_at = "never" }))
-            rejects(codes.create, t, code("c", { code_challenge_method = "S512" }))
-            rejects(codes.create, t, 42)
-            rejects(codes.get, t, "c", nil)
-            rejects(codes.get, t, nil, "otp")
-            rejects(codes.get, nil, "c", "otp")
+            fx.rejects(codes.create, t, code(nil))
+            fx.rejects(codes.create, t, code("c", { code_type = "bogus" }))
+            fx.rejects(codes.create, t, code("c", { code_type = core.null }))
+            fx.rejects(codes.create, t, code("c", { login_id = "" }))
+            fx.rejects(codes.create, t, code("c", { expires_at = core.null }))
+            fx.rejects(codes.create, t, code("c", { expires_at = "later" }))
+            fx.rejects(codes.create, t, code("c", { used_at = "never" }))
+            fx.rejects(codes.create, t, code("c", { code_challenge_method = "S512" }))
+            fx.rejects(codes.create, t, 42)
+            fx.rejects(codes.get, t, "c", nil)
+            fx.rejects(codes.get, t, nil, "otp")
+            fx.rejects(codes.get, nil, "c", "otp")
         end)
 
         it("works with a colon call", function()
@@ -203,17 +186,8 @@ describe("codes adapter", function()
         end)
 
         it("walks every code exactly once in keyset mode", function()
-            local seen, n, from = {}, 0, nil
-            repeat
-                local page = codes.list(t, { take = 4, from = from })
-                for _, c in ipairs(page.codes) do
-                    assert.is_nil(seen[c.code_id])
-                    seen[c.code_id] = true
-                    n = n + 1
-                end
-                from = page.next
-            until from == nil
-            assert.equal(11, n)
+            local walked = fx.keyset_walk(function(o) return codes.list(t, o) end, "codes", "code_id", 4)
+            assert.equal(11, #walked)
         end)
 
         it("filters with q", function()
@@ -228,8 +202,8 @@ describe("codes adapter", function()
         end)
 
         it("refuses an unknown q field before sending anything", function()
-            rejects(codes.list, t, { q = "otp:123456" })
-            rejects(codes.list, t, { q = "nope:1" })
+            fx.rejects(codes.list, t, { q = "otp:123456" })
+            fx.rejects(codes.list, t, { q = "nope:1" })
         end)
     end)
 
@@ -244,7 +218,7 @@ describe("codes adapter", function()
             fx.advance(1)
             assert.is_false(codes.remove(t, "c2"))
             assert.equal(0, codes.cleanup(iso(T0)))
-            rejects(codes.remove, t, nil)
+            fx.rejects(codes.remove, t, nil)
         end)
     end)
 

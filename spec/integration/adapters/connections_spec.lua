@@ -9,26 +9,7 @@ local schema = require "authhero.aws.schema"
 local T0 = math.floor(core.now()) * 1000
 
 local function iso(ms) return util.iso(ms) end
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_item(t, id)
-    local k = schema.keys.connection(t, id)
-    for _, it in ipairs(fx.raw_partition(k.PK)) do
-        if it.SK == k.SK then return it end
-    end
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.id end
-    return out
-end
+local function raw_item(t, id) return fx.raw_get(schema.keys.connection(t, id)) end
 
 describe("connections adapter", function()
     local connections
@@ -105,18 +86,18 @@ describe("connections adapter", function()
             fx.raises(409, "Conflict", connections.create, t, { id = "c1", name = "other", strategy = "auth2" })
             assert.equal("same", connections.get(t, "c1").name)
             connections.create(t, { id = "c2", name = "same", strategy = "auth2" })
-            assert.same({ "c1", "c2" }, ids(connections.list(t, { q = "name:same" }).connections))
+            assert.same({ "c1", "c2" }, fx.ids(connections.list(t, { q = "name:same" }).connections))
         end)
 
         it("validates before sending anything", function()
             local t = fx.tenant()
-            rejects(connections.create, t, { strategy = "auth2" })
-            rejects(connections.create, t, { name = "n" })
-            rejects(connections.create, t, { name = "", strategy = "auth2" })
-            rejects(connections.create, t, { name = "n", strategy = "s", id = 3 })
-            rejects(connections.create, t, { name = "n", strategy = "s", options = "x" })
-            rejects(connections.create, t, { name = "n", strategy = "s", enabled_clients = true })
-            rejects(connections.create, nil, { name = "n", strategy = "s" })
+            fx.rejects(connections.create, t, { strategy = "auth2" })
+            fx.rejects(connections.create, t, { name = "n" })
+            fx.rejects(connections.create, t, { name = "", strategy = "auth2" })
+            fx.rejects(connections.create, t, { name = "n", strategy = "s", id = 3 })
+            fx.rejects(connections.create, t, { name = "n", strategy = "s", options = "x" })
+            fx.rejects(connections.create, t, { name = "n", strategy = "s", enabled_clients = true })
+            fx.rejects(connections.create, nil, { name = "n", strategy = "s" })
         end)
     end)
 
@@ -127,7 +108,7 @@ describe("connections adapter", function()
             assert.is_nil(connections.get(t, "c2"))
             assert.is_nil(connections.get(fx.tenant(), "c1"))
             assert.equal("c1", connections:get(t, "c1").id)
-            rejects(connections.get, t, nil)
+            fx.rejects(connections.get, t, nil)
         end)
     end)
 
@@ -144,7 +125,7 @@ describe("connections adapter", function()
 
         it("pages in offset mode with a real total", function()
             local p = connections.list(t, { page = 2, per_page = 4, include_totals = true })
-            assert.same({ "c09", "c10" }, ids(p.connections))
+            assert.same({ "c09", "c10" }, fx.ids(p.connections))
             assert.equal(8, p.start)
             assert.equal(2, p.length)
             assert.equal(10, p.total)
@@ -152,37 +133,28 @@ describe("connections adapter", function()
         end)
 
         it("walks every connection exactly once in keyset mode", function()
-            local seen, n, from = {}, 0, nil
-            repeat
-                local page = connections.list(t, { take = 3, from = from })
-                for _, c in ipairs(page.connections) do
-                    assert.is_nil(seen[c.id])
-                    seen[c.id] = true
-                    n = n + 1
-                end
-                from = page.next
-            until from == nil
-            assert.equal(10, n)
+            local walked = fx.keyset_walk(function(o) return connections.list(t, o) end, "connections", "id", 3)
+            assert.equal(10, #walked)
         end)
 
         it("filters with q, using the name index for name:", function()
             local r = connections.list(t, { q = "name:google", include_totals = true })
-            assert.same({ "c01", "c02" }, ids(r.connections))
+            assert.same({ "c01", "c02" }, fx.ids(r.connections))
             assert.equal(2, r.total)
-            assert.same({ "c02" }, ids(connections.list(t, { q = "name:google id:c02" }).connections))
+            assert.same({ "c02" }, fx.ids(connections.list(t, { q = "name:google id:c02" }).connections))
             assert.equal(8, connections.list(t, { q = "strategy:auth2" }).length)
-            assert.same({ "c10" }, ids(connections.list(t, { q = "is_system:true" }).connections))
+            assert.same({ "c10" }, fx.ids(connections.list(t, { q = "is_system:true" }).connections))
             assert.equal(9, connections.list(t, { q = "-is_system:true" }).length)
-            assert.same({ "c05" }, ids(connections.list(t, { q = "five" }).connections))
-            assert.same({ "c01", "c02" }, ids(connections.list(t, { q = "oauth2" }).connections))
+            assert.same({ "c05" }, fx.ids(connections.list(t, { q = "five" }).connections))
+            assert.same({ "c01", "c02" }, fx.ids(connections.list(t, { q = "oauth2" }).connections))
             -- "db-10" < "db-3" < "db-4" < ... < "google" (string order)
             assert.same({ "c10", "c03", "c04" },
-                ids(connections.list(t, { sort = { sort_by = "name", sort_order = "asc" }, per_page = 3 }).connections))
+                fx.ids(connections.list(t, { sort = { sort_by = "name", sort_order = "asc" }, per_page = 3 }).connections))
         end)
 
         it("refuses an unknown q field before sending anything", function()
-            rejects(connections.list, t, { q = "options:x" })
-            rejects(connections.list, t, { q = "name:(x)" })
+            fx.rejects(connections.list, t, { q = "options:x" })
+            fx.rejects(connections.list, t, { q = "name:(x)" })
         end)
     end)
 
@@ -200,7 +172,7 @@ describe("connections adapter", function()
             assert.equal(iso(T0), c.created_at)
             assert.equal(iso(T0 + 4000), c.updated_at)
             assert.equal(0, connections.list(t, { q = "name:old" }).length)
-            assert.same({ "c1" }, ids(connections.list(t, { q = "name:new" }).connections))
+            assert.same({ "c1" }, fx.ids(connections.list(t, { q = "name:new" }).connections))
             assert.equal(schema.keys.connection_name_index(t, "new").GSI1PK, raw_item(t, "c1").GSI1PK)
             assert.is_true(connections.update(t, "c1", { options = core.null, enabled_clients = core.null,
                 is_system = false }))
@@ -211,11 +183,11 @@ describe("connections adapter", function()
             assert.is_nil(c.is_system)
             assert.is_false(connections.update(t, "missing", { name = "x" }))
             assert.is_false(connections.update(fx.tenant(), "c1", { name = "x" }))
-            rejects(connections.update, t, "c1", { name = "" })
-            rejects(connections.update, t, "c1", { name = core.null })
-            rejects(connections.update, t, "c1", { strategy = core.null })
-            rejects(connections.update, t, "c1", { options = 5 })
-            rejects(connections.update, t, "c1", nil)
+            fx.rejects(connections.update, t, "c1", { name = "" })
+            fx.rejects(connections.update, t, "c1", { name = core.null })
+            fx.rejects(connections.update, t, "c1", { strategy = core.null })
+            fx.rejects(connections.update, t, "c1", { options = 5 })
+            fx.rejects(connections.update, t, "c1", nil)
         end)
     end)
 
@@ -228,7 +200,7 @@ describe("connections adapter", function()
             assert.is_nil(connections.get(t, "c1"))
             assert.equal(0, connections.list(t, { q = "name:n" }).length)
             assert.is_false(connections.remove(t, "c1"))
-            rejects(connections.remove, t, nil)
+            fx.rejects(connections.remove, t, nil)
         end)
     end)
 
@@ -239,8 +211,8 @@ describe("connections adapter", function()
             -- unescaped, (base, name "x#CONNECTION_NAME#y") and (evil, name "y") would share GSI1
             connections.create(base, { id = "b1", name = "x#CONNECTION_NAME#y", strategy = "s" })
             connections.create(evil, { id = "e1", name = "y", strategy = "s" })
-            assert.same({ "b1" }, ids(connections.list(base, { q = 'name:"x#CONNECTION_NAME#y"' }).connections))
-            assert.same({ "e1" }, ids(connections.list(evil, { q = "name:y" }).connections))
+            assert.same({ "b1" }, fx.ids(connections.list(base, { q = 'name:"x#CONNECTION_NAME#y"' }).connections))
+            assert.same({ "e1" }, fx.ids(connections.list(evil, { q = "name:y" }).connections))
             assert.equal(0, connections.list(base, { q = "name:y" }).length)
             local odd = { "a#CONNECTION#b", "a%23CONNECTION%23b", "p|q", "çønñ ✓", "%", "#" }
             for _, id in ipairs(odd) do connections.create(evil, { id = id, name = id, strategy = "s" }) end
@@ -249,8 +221,8 @@ describe("connections adapter", function()
                 assert.is_nil(connections.get(base, id))
             end
             assert.same({ "a%23CONNECTION%23b" },
-                ids(connections.list(evil, { q = 'name:"a%23CONNECTION%23b"' }).connections))
-            assert.same({ "b1" }, ids(connections.list(base).connections))
+                fx.ids(connections.list(evil, { q = 'name:"a%23CONNECTION%23b"' }).connections))
+            assert.same({ "b1" }, fx.ids(connections.list(base).connections))
             assert.is_true(connections.remove(evil, "a#CONNECTION#b"))
             assert.is_not_nil(connections.get(evil, "a%23CONNECTION%23b"))
         end)

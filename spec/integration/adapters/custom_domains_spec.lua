@@ -4,23 +4,6 @@ local fx = require "support.adapters"
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
 
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_get(key)
-    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
-        ConsistentRead = true }).Item
-end
-
-local function raw_delete(key)
-    fx.client():call("DeleteItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK } })
-end
-
 -- every test uses its own hosts: the claims are global to the table
 local function host(label)
     return label .. "-" .. fx.tenant("h") .. ".example.com"
@@ -49,12 +32,12 @@ describe("customDomains", function()
         assert.same(d, cd.get(t, d.custom_domain_id))
         assert.same(d, cd:get(t, d.custom_domain_id))
 
-        local item = raw_get(schema.keys.custom_domain(t, d.custom_domain_id))
+        local item = fx.raw_get(schema.keys.custom_domain(t, d.custom_domain_id))
         assert.equal("DOMAIN#" .. h, item.GSI2PK)
         assert.equal("CUSTOM_DOMAIN", item.GSI2SK)
         assert.equal(t, item.tenant_id)
         assert.is_string(item.created_at)
-        local claim = raw_get(schema.keys.domain_claim(h))
+        local claim = fx.raw_get(schema.keys.domain_claim(h))
         assert.equal("CUSTOM_DOMAIN_CLAIM", claim.entityType)
         assert.equal(t, claim.tenant_id)
         assert.equal(d.custom_domain_id, claim.custom_domain_id)
@@ -74,7 +57,7 @@ describe("customDomains", function()
         assert.equal("ready", d.status)
         assert.equal("abc", d.verification.methods[1].record)
         assert.equal("v", d.domain_metadata.k)
-        assert.is_string(raw_get(schema.keys.custom_domain(tt, "cd_norm")).verification)
+        assert.is_string(fx.raw_get(schema.keys.custom_domain(tt, "cd_norm")).verification)
         for _, form in ipairs({ "auth.example.com", "AUTH.EXAMPLE.COM", "auth.example.com.", "auth.example.com:8443",
             " Auth.Example.Com.:443 " }) do
             local got = cd.getByDomain(form)
@@ -115,32 +98,32 @@ describe("customDomains", function()
         assert.is_nil(cd.getByDomain(host("unknown")))
         assert.is_nil(cd.get(host("unknown")))
         -- a claim whose domain item is gone reads as absent
-        raw_delete(schema.keys.custom_domain(t, "cd_look"))
+        fx.raw_delete(schema.keys.custom_domain(t, "cd_look"))
         assert.is_nil(cd.getByDomain(h))
-        raw_delete(schema.keys.domain_claim(h))
+        fx.raw_delete(schema.keys.domain_claim(h))
     end)
 
     it("400 before any request on invalid input", function()
-        rejects(cd.create, t, nil)
-        rejects(cd.create, t, { type = "auth0_managed_certs" })
-        rejects(cd.create, t, { domain = "  .:443", type = "auth0_managed_certs" })
-        rejects(cd.create, t, { domain = "x.example.com" })
-        rejects(cd.create, t, { domain = "x.example.com", type = "bogus" })
-        rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", status = "live" })
-        rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", primary = "yes" })
-        rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", verification = "txt" })
-        rejects(cd.create, nil, { domain = "x.example.com", type = "auth0_managed_certs" })
-        rejects(cd.getByDomain, nil)
-        rejects(cd.getByDomain, 5)
-        rejects(cd.getByDomain, " ")
-        rejects(cd.get, t, nil)
-        rejects(cd.update, t, "x", nil)
-        rejects(cd.update, t, "x", { domain = core.null })
-        rejects(cd.update, t, "x", { domain = "" })
-        rejects(cd.update, t, "x", { type = "nope" })
-        rejects(cd.update, t, "x", { status = core.null })
-        rejects(cd.remove, t, "")
-        rejects(cd.list, t, { q = "domain:x" })
+        fx.rejects(cd.create, t, nil)
+        fx.rejects(cd.create, t, { type = "auth0_managed_certs" })
+        fx.rejects(cd.create, t, { domain = "  .:443", type = "auth0_managed_certs" })
+        fx.rejects(cd.create, t, { domain = "x.example.com" })
+        fx.rejects(cd.create, t, { domain = "x.example.com", type = "bogus" })
+        fx.rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", status = "live" })
+        fx.rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", primary = "yes" })
+        fx.rejects(cd.create, t, { domain = "x.example.com", type = "auth0_managed_certs", verification = "txt" })
+        fx.rejects(cd.create, nil, { domain = "x.example.com", type = "auth0_managed_certs" })
+        fx.rejects(cd.getByDomain, nil)
+        fx.rejects(cd.getByDomain, 5)
+        fx.rejects(cd.getByDomain, " ")
+        fx.rejects(cd.get, t, nil)
+        fx.rejects(cd.update, t, "x", nil)
+        fx.rejects(cd.update, t, "x", { domain = core.null })
+        fx.rejects(cd.update, t, "x", { domain = "" })
+        fx.rejects(cd.update, t, "x", { type = "nope" })
+        fx.rejects(cd.update, t, "x", { status = core.null })
+        fx.rejects(cd.remove, t, "")
+        fx.rejects(cd.list, t, { q = "domain:x" })
     end)
 
     it("update: plain fields, a domain change moves claim and GSI2, a claimed domain is 409", function()
@@ -161,8 +144,8 @@ describe("customDomains", function()
         assert.equal("pending_verification", got.status)
         assert.equal("cdu", cd.getByDomain(new).custom_domain_id)
         assert.is_nil(cd.getByDomain(old))
-        assert.is_nil(raw_get(schema.keys.domain_claim(old)))
-        assert.equal("DOMAIN#" .. new, raw_get(schema.keys.custom_domain(tt, "cdu")).GSI2PK)
+        assert.is_nil(fx.raw_get(schema.keys.domain_claim(old)))
+        assert.equal("DOMAIN#" .. new, fx.raw_get(schema.keys.custom_domain(tt, "cdu")).GSI2PK)
         -- the old domain is free for anyone
         local reuse = cd.create(fx.tenant(), { domain = old, type = "auth0_managed_certs" })
         assert.equal(reuse.custom_domain_id, cd.getByDomain(old).custom_domain_id)
@@ -203,7 +186,7 @@ describe("customDomains", function()
         assert.is_true(cd.remove(tt, "cdr"))
         assert.is_nil(cd.get(tt, "cdr"))
         assert.is_nil(cd.getByDomain(h))
-        assert.is_nil(raw_get(schema.keys.domain_claim(h)))
+        assert.is_nil(fx.raw_get(schema.keys.domain_claim(h)))
         assert.is_false(cd.remove(tt, "cdr"))
         assert.is_false(cd.remove(tt, "never"))
         -- another tenant can take the domain now

@@ -6,30 +6,6 @@ local schema = require "authhero.aws.schema"
 
 local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function requests() return fx.client().stats.requests end
-
--- 400 ValidationError and not a single request sent
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_get(key)
-    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
-        ConsistentRead = true }).Item
-end
-
-local function raw_put(item)
-    fx.client():call("PutItem", { TableName = fx.table_name(), Item = item })
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.id end
-    return out
-end
-
 describe("organizations", function()
     local a, orgs, t
 
@@ -58,9 +34,9 @@ describe("organizations", function()
         assert.is_nil(orgs.get(t, "nope"))
         assert.same(o, orgs:get(t, o.id)) -- colon call
 
-        local guard = raw_get(schema.keys.organization_name_guard(t, "acme"))
+        local guard = fx.raw_get(schema.keys.organization_name_guard(t, "acme"))
         assert.equal(o.id, guard.organization_id)
-        local item = raw_get(schema.keys.organization(t, o.id))
+        local item = fx.raw_get(schema.keys.organization(t, o.id))
         assert.equal(t, item.tenant_id)
         assert.equal("ORGANIZATION", item.entityType)
     end)
@@ -73,7 +49,7 @@ describe("organizations", function()
             token_quota = { client_credentials = { per_day = 10 } },
         })
         assert.equal("org_json", o.id)
-        local item = raw_get(schema.keys.organization(t, "org_json"))
+        local item = fx.raw_get(schema.keys.organization(t, "org_json"))
         assert.is_string(item.branding)
         assert.is_string(item.metadata)
         assert.is_string(item.enabled_connections)
@@ -105,23 +81,23 @@ describe("organizations", function()
     end)
 
     it("400 before any request on invalid input", function()
-        rejects(orgs.create, t, nil)
-        rejects(orgs.create, t, {})
-        rejects(orgs.create, t, { name = "" })
-        rejects(orgs.create, t, { name = 5 })
-        rejects(orgs.create, t, { name = "x", display_name = 5 })
-        rejects(orgs.create, t, { name = "x", metadata = "nope" })
-        rejects(orgs.create, nil, { name = "x" })
-        rejects(orgs.get, t, nil)
-        rejects(orgs.get, t, "")
-        rejects(orgs.update, t, "x", nil)
-        rejects(orgs.update, t, "x", { name = "" })
-        rejects(orgs.update, t, "x", { name = core.null })
-        rejects(orgs.update, t, nil, { display_name = "x" })
-        rejects(orgs.remove, t, nil)
-        rejects(orgs.list, t, { q = "bogus:1" })
-        rejects(orgs.list, t, { page = -1 })
-        rejects(orgs.list, t, { per_page = 1.5 })
+        fx.rejects(orgs.create, t, nil)
+        fx.rejects(orgs.create, t, {})
+        fx.rejects(orgs.create, t, { name = "" })
+        fx.rejects(orgs.create, t, { name = 5 })
+        fx.rejects(orgs.create, t, { name = "x", display_name = 5 })
+        fx.rejects(orgs.create, t, { name = "x", metadata = "nope" })
+        fx.rejects(orgs.create, nil, { name = "x" })
+        fx.rejects(orgs.get, t, nil)
+        fx.rejects(orgs.get, t, "")
+        fx.rejects(orgs.update, t, "x", nil)
+        fx.rejects(orgs.update, t, "x", { name = "" })
+        fx.rejects(orgs.update, t, "x", { name = core.null })
+        fx.rejects(orgs.update, t, nil, { display_name = "x" })
+        fx.rejects(orgs.remove, t, nil)
+        fx.rejects(orgs.list, t, { q = "bogus:1" })
+        fx.rejects(orgs.list, t, { page = -1 })
+        fx.rejects(orgs.list, t, { per_page = 1.5 })
     end)
 
     it("updates fields without touching created_at; false when absent", function()
@@ -142,7 +118,7 @@ describe("organizations", function()
 
         assert.is_false(orgs.update(t, "missing", { display_name = "x" }))
         assert.is_false(orgs.update(t, "missing", { name = "missing-name" }))
-        assert.is_nil(raw_get(schema.keys.organization_name_guard(t, "missing-name")))
+        assert.is_nil(fx.raw_get(schema.keys.organization_name_guard(t, "missing-name")))
     end)
 
     it("a rename moves the guard: the old name is free, a taken name is 409", function()
@@ -151,7 +127,7 @@ describe("organizations", function()
         assert.is_true(orgs.update(t, "ren1", { name = "new-name" }))
         assert.equal("ren1", orgs.get(t, "new-name").id)
         assert.is_nil(orgs.get(t, "old-name"))
-        assert.is_nil(raw_get(schema.keys.organization_name_guard(t, "old-name")))
+        assert.is_nil(fx.raw_get(schema.keys.organization_name_guard(t, "old-name")))
         -- the old name can be used again
         assert.equal("ren3", orgs.create(t, { id = "ren3", name = "old-name" }).id)
 
@@ -174,18 +150,18 @@ describe("organizations", function()
         local m2 = a.userOrganizations.create(tt, { user_id = "u2", organization_id = o.id })
         local m3 = a.userOrganizations.create(tt, { user_id = "u1", organization_id = keep.id })
         local part = schema.keys.organization_partition(tt, o.id)
-        raw_put({ PK = part, SK = "ORG_CONNECTION#c1", entityType = "ORGANIZATION_CONNECTION", tenant_id = tt })
-        raw_put({ PK = schema.keys.tenant_partition(tt), SK = "INVITE#inv1", entityType = "INVITE", tenant_id = tt,
+        fx.raw_put({ PK = part, SK = "ORG_CONNECTION#c1", entityType = "ORGANIZATION_CONNECTION", tenant_id = tt })
+        fx.raw_put({ PK = schema.keys.tenant_partition(tt), SK = "INVITE#inv1", entityType = "INVITE", tenant_id = tt,
             organization_id = o.id, GSI1PK = part, GSI1SK = "INVITE#inv1" })
 
         assert.is_true(orgs.remove(tt, o.id))
         assert.is_nil(orgs.get(tt, o.id))
         assert.is_nil(orgs.get(tt, "gone-name"))
-        assert.is_nil(raw_get(schema.keys.organization_name_guard(tt, "gone-name")))
+        assert.is_nil(fx.raw_get(schema.keys.organization_name_guard(tt, "gone-name")))
         assert.same({}, fx.raw_partition(part))
         assert.is_nil(a.userOrganizations.get(tt, m1.id))
         assert.is_nil(a.userOrganizations.get(tt, m2.id))
-        assert.is_nil(raw_get({ PK = schema.keys.tenant_partition(tt), SK = "INVITE#inv1" }))
+        assert.is_nil(fx.raw_get({ PK = schema.keys.tenant_partition(tt), SK = "INVITE#inv1" }))
         -- the other organization and its member are untouched
         assert.same(keep, orgs.get(tt, "kept"))
         assert.same(m3, a.userOrganizations.get(tt, m3.id))
@@ -213,13 +189,13 @@ describe("organizations", function()
 
         it("offset pages in id order with a real total", function()
             local p0 = orgs.list(lt, { page = 0, per_page = 3, include_totals = true })
-            assert.same({ "o01", "o02", "o03" }, ids(p0.organizations))
+            assert.same({ "o01", "o02", "o03" }, fx.ids(p0.organizations))
             assert.equal(0, p0.start)
             assert.equal(3, p0.limit)
             assert.equal(3, p0.length)
             assert.equal(7, p0.total)
             local p2 = orgs.list(lt, { page = 2, per_page = 3 })
-            assert.same({ "o07" }, ids(p2.organizations))
+            assert.same({ "o07" }, fx.ids(p2.organizations))
             assert.equal(6, p2.start)
             assert.is_nil(p2.total)
             assert.equal(7, #orgs.list(lt).organizations)
@@ -227,29 +203,22 @@ describe("organizations", function()
         end)
 
         it("walks every record exactly once with keyset cursors", function()
-            local seen, from, pages = {}, nil, 0
-            repeat
-                local p = orgs.list(lt, { take = 3, from = from })
-                pages = pages + 1
-                for _, r in ipairs(p.organizations) do
-                    assert.is_nil(seen[r.id])
-                    seen[r.id] = true
-                end
-                from = p.next
-            until from == nil
+            local walked, pages = fx.keyset_walk(function(o) return orgs.list(lt, o) end, "organizations", "id", 3)
             assert.equal(3, pages)
+            local seen = {}
+            for _, id in ipairs(walked) do seen[id] = true end
             for _, o in ipairs(all) do assert.is_true(seen[o.id]) end
             -- a garbage cursor restarts from the beginning
-            assert.same({ "o01", "o02" }, ids(orgs.list(lt, { take = 2, from = "garbage!" }).organizations))
+            assert.same({ "o01", "o02" }, fx.ids(orgs.list(lt, { take = 2, from = "garbage!" }).organizations))
         end)
 
         it("filters with q, uses the id and name fast paths, sorts", function()
-            assert.same({ "o03" }, ids(orgs.list(lt, { q = "name:echo" }).organizations))
-            assert.same({ "o03" }, ids(orgs.list(lt, { q = "id:o03" }).organizations))
-            assert.same({}, ids(orgs.list(lt, { q = "id:o03 name:alpha" }).organizations))
-            assert.same({ "o02", "o04", "o06" }, ids(orgs.list(lt, { q = "_exists_:display_name" }).organizations))
-            assert.same({ "o02", "o04", "o06" }, ids(orgs.list(lt, { q = "even" }).organizations)) -- free text
-            assert.same({ "o01", "o05" }, ids(orgs.list(lt, { q = "name:bravo OR name:delta" }).organizations))
+            assert.same({ "o03" }, fx.ids(orgs.list(lt, { q = "name:echo" }).organizations))
+            assert.same({ "o03" }, fx.ids(orgs.list(lt, { q = "id:o03" }).organizations))
+            assert.same({}, fx.ids(orgs.list(lt, { q = "id:o03 name:alpha" }).organizations))
+            assert.same({ "o02", "o04", "o06" }, fx.ids(orgs.list(lt, { q = "_exists_:display_name" }).organizations))
+            assert.same({ "o02", "o04", "o06" }, fx.ids(orgs.list(lt, { q = "even" }).organizations)) -- free text
+            assert.same({ "o01", "o05" }, fx.ids(orgs.list(lt, { q = "name:bravo OR name:delta" }).organizations))
             local p = orgs.list(lt, { q = "-name:alpha", include_totals = true })
             assert.equal(6, p.total)
             local sorted = orgs.list(lt, { sort = { sort_by = "name", sort_order = "asc" }, per_page = 3 })
@@ -267,8 +236,8 @@ describe("organizations", function()
         local victim = orgs.create(base, { id = "victim", name = "victim" })
         local m = a.userOrganizations.create(base, { user_id = "u", organization_id = "victim" })
         local o2 = orgs.create(evil, { id = "x", name = "victim" }) -- same name, other tenant: fine
-        assert.same({ "victim" }, ids(orgs.list(base).organizations))
-        assert.same({ "x" }, ids(orgs.list(evil).organizations))
+        assert.same({ "victim" }, fx.ids(orgs.list(base).organizations))
+        assert.same({ "x" }, fx.ids(orgs.list(evil).organizations))
         assert.equal(1, #fx.raw_partition(schema.keys.organization_partition(base, "victim")))
         assert.is_true(orgs.remove(evil, "x"))
         assert.same(victim, orgs.get(base, "victim"))

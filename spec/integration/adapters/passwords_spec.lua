@@ -7,21 +7,6 @@ local schema = require "authhero.aws.schema"
 
 local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function requests()
-    return fx.client().stats.requests
-end
-
--- 400 ValidationError and not a single request sent
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equals(before, requests())
-end
-
-local function raw_put(item)
-    fx.client():call("PutItem", { TableName = fx.table_name(), Item = item })
-end
-
 local function currents(t, u)
     local n = 0
     for _, it in ipairs(fx.raw_partition(schema.keys.user_partition(t, u))) do
@@ -145,15 +130,15 @@ describe("passwords adapter", function()
         end)
 
         it("400 before any request on invalid input", function()
-            rejects(P.create, t, { password = "h" })
-            rejects(P.create, t, { user_id = "auth2|u", password = "" })
-            rejects(P.create, t, { user_id = "auth2|u" })
-            rejects(P.create, t, { user_id = "auth2|u", password = "h", algorithm = 5 })
-            rejects(P.create, t, { user_id = "auth2|u", password = "h", is_current = "yes" })
-            rejects(P.create, t, { user_id = "auth2|u", password = "h", id = 7 })
-            rejects(P.create, t, "not a table")
-            rejects(P.create, "", { user_id = "auth2|u", password = "h" })
-            rejects(P.create, t, { user_id = "auth2|u", password = "h" },
+            fx.rejects(P.create, t, { password = "h" })
+            fx.rejects(P.create, t, { user_id = "auth2|u", password = "" })
+            fx.rejects(P.create, t, { user_id = "auth2|u" })
+            fx.rejects(P.create, t, { user_id = "auth2|u", password = "h", algorithm = 5 })
+            fx.rejects(P.create, t, { user_id = "auth2|u", password = "h", is_current = "yes" })
+            fx.rejects(P.create, t, { user_id = "auth2|u", password = "h", id = 7 })
+            fx.rejects(P.create, t, "not a table")
+            fx.rejects(P.create, "", { user_id = "auth2|u", password = "h" })
+            fx.rejects(P.create, t, { user_id = "auth2|u", password = "h" },
                 { importMetadata = { created_at = "yesterday" } })
         end)
 
@@ -175,7 +160,7 @@ describe("passwords adapter", function()
             local k = function(id) return schema.keys.password(t, u, id) end
             local function put(id, created)
                 local key = k(id)
-                raw_put({ PK = key.PK, SK = key.SK, entityType = "PASSWORD", id = id, user_id = u, password = id,
+                fx.raw_put({ PK = key.PK, SK = key.SK, entityType = "PASSWORD", id = id, user_id = u, password = id,
                     algorithm = "bcrypt", is_current = true, tenant_id = t, created_at = created, updated_at = created })
             end
             put("zz-old", "2025-01-01T00:00:00.000Z")
@@ -191,8 +176,9 @@ describe("passwords adapter", function()
         it("ignores other kinds of items in the user partition", function()
             local u = "auth2|roles"
             local pk = schema.keys.user_partition(t, u)
-            raw_put({ PK = pk, SK = "USER_ROLE#r1", entityType = "USER_ROLE", is_current = true, created_at = "2030-01-01T00:00:00.000Z" })
-            raw_put({ PK = pk, SK = "PASSWORD_X", entityType = "OTHER", is_current = true })
+            fx.raw_put({ PK = pk, SK = "USER_ROLE#r1", entityType = "USER_ROLE", is_current = true,
+                created_at = "2030-01-01T00:00:00.000Z" })
+            fx.raw_put({ PK = pk, SK = "PASSWORD_X", entityType = "OTHER", is_current = true })
             assert.is_nil(P.get(t, u))
             assert.same({}, P.list(t, u))
             local p = P.create(t, { user_id = u, password = "h" })
@@ -201,9 +187,9 @@ describe("passwords adapter", function()
         end)
 
         it("400 before any request without tenant or user", function()
-            rejects(P.get, t, nil)
-            rejects(P.get, nil, "auth2|u")
-            rejects(P.get, t, "")
+            fx.rejects(P.get, t, nil)
+            fx.rejects(P.get, nil, "auth2|u")
+            fx.rejects(P.get, t, "")
         end)
     end)
 
@@ -283,12 +269,12 @@ describe("passwords adapter", function()
         end)
 
         it("400 before any request on invalid input", function()
-            rejects(P.update, t, { id = "x", password = "h" })
-            rejects(P.update, t, "x")
-            rejects(P.update, t, { user_id = "auth2|u", id = 3 })
-            rejects(P.update, t, { user_id = "auth2|u", is_current = "no" })
-            rejects(P.update, t, { user_id = "auth2|u", algorithm = true })
-            rejects(P.update, nil, { user_id = "auth2|u" })
+            fx.rejects(P.update, t, { id = "x", password = "h" })
+            fx.rejects(P.update, t, "x")
+            fx.rejects(P.update, t, { user_id = "auth2|u", id = 3 })
+            fx.rejects(P.update, t, { user_id = "auth2|u", is_current = "no" })
+            fx.rejects(P.update, t, { user_id = "auth2|u", algorithm = true })
+            fx.rejects(P.update, nil, { user_id = "auth2|u" })
         end)
     end)
 
@@ -317,10 +303,10 @@ describe("passwords adapter", function()
         end)
 
         it("400 before any request on a bad limit", function()
-            rejects(P.list, t, "auth2|u", -1)
-            rejects(P.list, t, "auth2|u", 1.5)
-            rejects(P.list, t, "auth2|u", "3")
-            rejects(P.list, t, nil)
+            fx.rejects(P.list, t, "auth2|u", -1)
+            fx.rejects(P.list, t, "auth2|u", 1.5)
+            fx.rejects(P.list, t, "auth2|u", "3")
+            fx.rejects(P.list, t, nil)
         end)
     end)
 

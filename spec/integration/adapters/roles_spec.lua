@@ -6,29 +6,6 @@ local schema = require "authhero.aws.schema"
 
 local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_get(key)
-    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
-        ConsistentRead = true }).Item
-end
-
-local function raw_put(item)
-    fx.client():call("PutItem", { TableName = fx.table_name(), Item = item })
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.id end
-    return out
-end
-
 describe("roles", function()
     local a, roles, t
 
@@ -49,15 +26,15 @@ describe("roles", function()
         for _, k in ipairs({ "PK", "SK", "entityType", "tenant_id" }) do assert.is_nil(r[k]) end
         assert.same(r, roles.get(t, r.id))
         assert.same(r, roles:get(t, r.id))
-        assert.is_string(raw_get(schema.keys.role(t, r.id)).metadata)
-        assert.equal(r.id, raw_get(schema.keys.role_name_guard(t, "admin")).role_id)
+        assert.is_string(fx.raw_get(schema.keys.role(t, r.id)).metadata)
+        assert.equal(r.id, fx.raw_get(schema.keys.role_name_guard(t, "admin")).role_id)
 
         local mine = roles.create(t, { id = "rol_mine", name = "mine", is_system = true })
         assert.equal("rol_mine", mine.id)
         assert.is_true(mine.is_system)
         local notsys = roles.create(t, { id = "rol_ns", name = "not-system", is_system = false })
         assert.is_nil(notsys.is_system)
-        assert.is_nil(raw_get(schema.keys.role(t, "rol_ns")).is_system)
+        assert.is_nil(fx.raw_get(schema.keys.role(t, "rol_ns")).is_system)
 
         assert.is_nil(roles.get(t, "admin")) -- by id only
         assert.is_nil(roles.get(t, "nope"))
@@ -71,27 +48,27 @@ describe("roles", function()
     it("409 when the id or the name is taken", function()
         roles.create(t, { id = "dup", name = "dup-name" })
         fx.raises(409, "Conflict", roles.create, t, { id = "dup", name = "fresh-name" })
-        assert.is_nil(raw_get(schema.keys.role_name_guard(t, "fresh-name")))
+        assert.is_nil(fx.raw_get(schema.keys.role_name_guard(t, "fresh-name")))
         local e = fx.raises(409, "Conflict", roles.create, t, { id = "dup2", name = "dup-name" })
         assert.matches("name", e.message)
         assert.is_nil(roles.get(t, "dup2"))
     end)
 
     it("400 before any request on invalid input", function()
-        rejects(roles.create, t, nil)
-        rejects(roles.create, t, {})
-        rejects(roles.create, t, { name = "" })
-        rejects(roles.create, t, { name = string.rep("x", 51) })
-        rejects(roles.create, t, { name = "ok", description = 1 })
-        rejects(roles.create, t, { name = "ok", is_system = "yes" })
-        rejects(roles.create, t, { name = "ok", metadata = 3 })
-        rejects(roles.create, nil, { name = "ok" })
-        rejects(roles.get, t, nil)
-        rejects(roles.update, t, "x", nil)
-        rejects(roles.update, t, "x", { name = core.null })
-        rejects(roles.update, t, "x", { name = string.rep("y", 51) })
-        rejects(roles.remove, t, "")
-        rejects(roles.list, t, { q = "permission:x" })
+        fx.rejects(roles.create, t, nil)
+        fx.rejects(roles.create, t, {})
+        fx.rejects(roles.create, t, { name = "" })
+        fx.rejects(roles.create, t, { name = string.rep("x", 51) })
+        fx.rejects(roles.create, t, { name = "ok", description = 1 })
+        fx.rejects(roles.create, t, { name = "ok", is_system = "yes" })
+        fx.rejects(roles.create, t, { name = "ok", metadata = 3 })
+        fx.rejects(roles.create, nil, { name = "ok" })
+        fx.rejects(roles.get, t, nil)
+        fx.rejects(roles.update, t, "x", nil)
+        fx.rejects(roles.update, t, "x", { name = core.null })
+        fx.rejects(roles.update, t, "x", { name = string.rep("y", 51) })
+        fx.rejects(roles.remove, t, "")
+        fx.rejects(roles.list, t, { q = "permission:x" })
         -- 50 characters (not bytes) is fine
         assert.equal(string.rep("é", 50), roles.create(t, { name = string.rep("é", 50) }).name)
     end)
@@ -108,8 +85,8 @@ describe("roles", function()
         assert.is_true(got.is_system)
         assert.equal(r.created_at, got.created_at)
         assert.is_true(got.updated_at > r.updated_at)
-        assert.is_nil(raw_get(schema.keys.role_name_guard(t, "up-old")))
-        assert.equal("up", raw_get(schema.keys.role_name_guard(t, "up-new")).role_id)
+        assert.is_nil(fx.raw_get(schema.keys.role_name_guard(t, "up-old")))
+        assert.equal("up", fx.raw_get(schema.keys.role_name_guard(t, "up-new")).role_id)
         -- the old name is free again
         roles.create(t, { id = "up2", name = "up-old" })
         fx.raises(409, "Conflict", roles.update, t, "up", { name = "up-old" })
@@ -129,19 +106,19 @@ describe("roles", function()
             { resource_server_identifier = "api", permission_name = "write" } })
         a.rolePermissions.assign(tt, "keep", { { resource_server_identifier = "api", permission_name = "read" } })
         local upk = core.key("TENANT", tt, "USER", "u1")
-        raw_put({ PK = upk, SK = "USER_ROLE#rm", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
+        fx.raw_put({ PK = upk, SK = "USER_ROLE#rm", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
             role_id = "rm", organization_id = "", GSI2PK = core.key("TENANT", tt, "ROLE_USERS", "rm"),
             GSI2SK = core.key("USER", "u1", "") })
-        raw_put({ PK = upk, SK = "USER_ROLE#keep", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
+        fx.raw_put({ PK = upk, SK = "USER_ROLE#keep", entityType = "USER_ROLE", tenant_id = tt, user_id = "u1",
             role_id = "keep", organization_id = "", GSI2PK = core.key("TENANT", tt, "ROLE_USERS", "keep"),
             GSI2SK = core.key("USER", "u1", "") })
 
         assert.is_true(roles.remove(tt, "rm"))
         assert.is_nil(roles.get(tt, "rm"))
-        assert.is_nil(raw_get(schema.keys.role_name_guard(tt, "rm-name")))
+        assert.is_nil(fx.raw_get(schema.keys.role_name_guard(tt, "rm-name")))
         assert.same({}, fx.raw_partition(schema.keys.role_partition(tt, "rm")))
-        assert.is_nil(raw_get({ PK = upk, SK = "USER_ROLE#rm" }))
-        assert.is_table(raw_get({ PK = upk, SK = "USER_ROLE#keep" }))
+        assert.is_nil(fx.raw_get({ PK = upk, SK = "USER_ROLE#rm" }))
+        assert.is_table(fx.raw_get({ PK = upk, SK = "USER_ROLE#keep" }))
         assert.equal(1, #a.rolePermissions.list(tt, "keep"))
         assert.is_false(roles.remove(tt, "rm"))
         assert.is_false(roles.remove(tt, "never"))
@@ -162,31 +139,21 @@ describe("roles", function()
 
         it("offset pages with totals, keyset walk", function()
             local p = roles.list(lt, { page = 1, per_page = 2, include_totals = true })
-            assert.same({ "r3", "r4" }, ids(p.roles))
+            assert.same({ "r3", "r4" }, fx.ids(p.roles))
             assert.equal(2, p.start)
             assert.equal(5, p.total)
-            local seen, n, from = {}, 0, nil
-            repeat
-                local k = roles.list(lt, { take = 2, from = from })
-                for _, r in ipairs(k.roles) do
-                    assert.is_nil(seen[r.id])
-                    seen[r.id] = true
-                    n = n + 1
-                end
-                from = k.next
-            until from == nil
-            assert.equal(5, n)
+            assert.equal(5, #fx.keyset_walk(function(o) return roles.list(lt, o) end, "roles", "id", 2))
         end)
 
         it("filters with q and sorts", function()
-            assert.same({ "r3" }, ids(roles.list(lt, { q = "is_system:true" }).roles))
-            assert.same({ "r1", "r2", "r4", "r5" }, ids(roles.list(lt, { q = "is_system:false" }).roles))
-            assert.same({ "r2" }, ids(roles.list(lt, { q = "name:admin" }).roles))
-            assert.same({ "r4" }, ids(roles.list(lt, { q = "id:r4" }).roles))
-            assert.same({ "r1", "r5" }, ids(roles.list(lt, { q = "w" }).roles)) -- free text on name
-            assert.same({ "r3" }, ids(roles.list(lt, { q = 'description:"role reader"' }).roles))
+            assert.same({ "r3" }, fx.ids(roles.list(lt, { q = "is_system:true" }).roles))
+            assert.same({ "r1", "r2", "r4", "r5" }, fx.ids(roles.list(lt, { q = "is_system:false" }).roles))
+            assert.same({ "r2" }, fx.ids(roles.list(lt, { q = "name:admin" }).roles))
+            assert.same({ "r4" }, fx.ids(roles.list(lt, { q = "id:r4" }).roles))
+            assert.same({ "r1", "r5" }, fx.ids(roles.list(lt, { q = "w" }).roles)) -- free text on name
+            assert.same({ "r3" }, fx.ids(roles.list(lt, { q = 'description:"role reader"' }).roles))
             local s = roles.list(lt, { sort = { sort_by = "name", sort_order = "asc" } })
-            assert.same({ "r2", "r4", "r5", "r3", "r1" }, ids(s.roles))
+            assert.same({ "r2", "r4", "r5", "r3", "r1" }, fx.ids(s.roles))
             fx.raises(400, "ValidationError", roles.list, lt, { q = "tenant_id:x" })
         end)
     end)
@@ -197,8 +164,8 @@ describe("roles", function()
         roles.create(base, { id = "victim", name = "victim" })
         a.rolePermissions.assign(base, "victim", { { resource_server_identifier = "api", permission_name = "p" } })
         roles.create(evil, { id = "x", name = "x" })
-        assert.same({ "victim" }, ids(roles.list(base).roles))
-        assert.same({ "x" }, ids(roles.list(evil).roles))
+        assert.same({ "victim" }, fx.ids(roles.list(base).roles))
+        assert.same({ "x" }, fx.ids(roles.list(evil).roles))
         assert.is_true(roles.remove(evil, "x"))
         assert.equal(1, #a.rolePermissions.list(base, "victim"))
         -- unescaped, base's permission partition of "victim" would be the evil tenant's partition

@@ -11,33 +11,13 @@ local HOUR = 3600 * 1000                  -- own clock never expires what ours k
 
 local function iso(ms) return util.iso(ms) end
 
-local function requests() return fx.client().stats.requests end
-
--- raises 400 ValidationError without sending anything
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_item(t, id)
-    local k = schema.keys.session(t, id)
-    for _, it in ipairs(fx.raw_partition(k.PK)) do
-        if it.SK == k.SK then return it end
-    end
-end
+local function raw_item(t, id) return fx.raw_get(schema.keys.session(t, id)) end
 
 local function session(id, user_id, extra)
     local s = { id = id, user_id = user_id or "auth2|u1", login_session_id = "ls-" .. id,
         expires_at = iso(T0 + 24 * HOUR) }
     for k, v in pairs(extra or {}) do s[k] = v end
     return s
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.id end
-    return out
 end
 
 describe("sessions adapter", function()
@@ -120,15 +100,15 @@ describe("sessions adapter", function()
 
         it("validates before sending anything", function()
             local t = fx.tenant()
-            rejects(sessions.create, t, { user_id = "u", login_session_id = "l" })
-            rejects(sessions.create, t, { id = "s", login_session_id = "l" })
-            rejects(sessions.create, t, { id = "s", user_id = "u" })
-            rejects(sessions.create, t, { id = "", user_id = "u", login_session_id = "l" })
-            rejects(sessions.create, t, session("s", "u", { expires_at = "tomorrow" }))
-            rejects(sessions.create, t, session("s", "u", { idle_expires_at = 12 }))
-            rejects(sessions.create, t, session("s", "u", { device = "not a table" }))
-            rejects(sessions.create, t, "nope")
-            rejects(sessions.create, nil, session("s"))
+            fx.rejects(sessions.create, t, { user_id = "u", login_session_id = "l" })
+            fx.rejects(sessions.create, t, { id = "s", login_session_id = "l" })
+            fx.rejects(sessions.create, t, { id = "s", user_id = "u" })
+            fx.rejects(sessions.create, t, { id = "", user_id = "u", login_session_id = "l" })
+            fx.rejects(sessions.create, t, session("s", "u", { expires_at = "tomorrow" }))
+            fx.rejects(sessions.create, t, session("s", "u", { idle_expires_at = 12 }))
+            fx.rejects(sessions.create, t, session("s", "u", { device = "not a table" }))
+            fx.rejects(sessions.create, t, "nope")
+            fx.rejects(sessions.create, nil, session("s"))
         end)
     end)
 
@@ -163,8 +143,8 @@ describe("sessions adapter", function()
         end)
 
         it("validates before sending anything", function()
-            rejects(sessions.get, fx.tenant(), nil)
-            rejects(sessions.get, "", "s1")
+            fx.rejects(sessions.get, fx.tenant(), nil)
+            fx.rejects(sessions.get, "", "s1")
         end)
     end)
 
@@ -183,13 +163,13 @@ describe("sessions adapter", function()
 
         it("pages in offset mode with a real total", function()
             local p0 = sessions.list(t, { page = 0, per_page = 5, include_totals = true })
-            assert.same({ "s01", "s02", "s03", "s04", "s05" }, ids(p0.sessions))
+            assert.same({ "s01", "s02", "s03", "s04", "s05" }, fx.ids(p0.sessions))
             assert.equal(0, p0.start)
             assert.equal(5, p0.limit)
             assert.equal(5, p0.length)
             assert.equal(12, p0.total)
             local p2 = sessions.list(t, { page = 2, per_page = 5, include_totals = true })
-            assert.same({ "s11", "s12" }, ids(p2.sessions))
+            assert.same({ "s11", "s12" }, fx.ids(p2.sessions))
             assert.equal(10, p2.start)
             assert.equal(2, p2.length)
             assert.equal(12, p2.total)
@@ -198,17 +178,8 @@ describe("sessions adapter", function()
         end)
 
         it("walks every session exactly once in keyset mode", function()
-            local seen, n, from = {}, 0, nil
-            repeat
-                local page = sessions.list(t, { take = 5, from = from })
-                for _, s in ipairs(page.sessions) do
-                    assert.is_nil(seen[s.id], s.id)
-                    seen[s.id] = true
-                    n = n + 1
-                end
-                from = page.next
-            until from == nil
-            assert.equal(12, n)
+            local walked = fx.keyset_walk(function(o) return sessions.list(t, o) end, "sessions", "id", 5)
+            assert.equal(12, #walked)
         end)
 
         it("filters with q and counts the matches", function()
@@ -216,24 +187,24 @@ describe("sessions adapter", function()
             assert.equal(6, r.total)
             for _, s in ipairs(r.sessions) do assert.equal("ls-b", s.login_session_id) end
             local r2 = sessions.list(t, { q = "login_session_id:ls-b -user_id:auth2|bob" })
-            assert.same({ "s09", "s12" }, ids(r2.sessions))
-            assert.same({ "s10" }, ids(sessions.list(t, { q = "s10" }).sessions))
+            assert.same({ "s09", "s12" }, fx.ids(r2.sessions))
+            assert.same({ "s10" }, fx.ids(sessions.list(t, { q = "s10" }).sessions))
             assert.equal(4, sessions.list(t, { q = "auth2|alice" }).length)
         end)
 
         it("answers user_id: through the user index", function()
             local r = sessions.list(t, { q = "user_id:auth2|alice", include_totals = true })
-            assert.same({ "s03", "s06", "s09", "s12" }, ids(r.sessions))
+            assert.same({ "s03", "s06", "s09", "s12" }, fx.ids(r.sessions))
             assert.equal(4, r.total)
             local quoted = sessions.list(t, { q = 'user_id:"auth2|alice" login_session_id:ls-a' })
-            assert.same({ "s03", "s06" }, ids(quoted.sessions))
+            assert.same({ "s03", "s06" }, fx.ids(quoted.sessions))
             assert.equal(0, sessions.list(t, { q = "user_id:auth2|nobody" }).length)
         end)
 
         it("refuses an unknown q field before sending anything", function()
-            rejects(sessions.list, t, { q = "device:x" })
-            rejects(sessions.list, t, { q = "foo:bar" })
-            rejects(sessions.list, t, { per_page = "ten" })
+            fx.rejects(sessions.list, t, { q = "device:x" })
+            fx.rejects(sessions.list, t, { q = "foo:bar" })
+            fx.rejects(sessions.list, t, { per_page = "ten" })
         end)
 
         it("sorts by created_at when asked", function()
@@ -250,7 +221,7 @@ describe("sessions adapter", function()
             sessions.create(t, session("a-expired", "auth2|alice", { expires_at = iso(T0 + 5000) }))
             fx.advance(10)
             local mine = sessions.list(t, { q = "user_id:auth2|alice", per_page = 1000 })
-            assert.same({ "a1", "a2", "a3", "a4" }, ids(mine.sessions))
+            assert.same({ "a1", "a2", "a3", "a4" }, fx.ids(mine.sessions))
             local when = iso(T0 + 10000)
             for _, s in ipairs(mine.sessions) do
                 assert.is_true(sessions.update(t, s.id, { revoked_at = when }))
@@ -306,7 +277,7 @@ describe("sessions adapter", function()
             sessions.create(t, session("s1", "auth2|a"))
             assert.is_true(sessions.update(t, "s1", { user_id = "auth2|b" }))
             assert.equal(0, sessions.list(t, { q = "user_id:auth2|a" }).length)
-            assert.same({ "s1" }, ids(sessions.list(t, { q = "user_id:auth2|b" }).sessions))
+            assert.same({ "s1" }, fx.ids(sessions.list(t, { q = "user_id:auth2|b" }).sessions))
         end)
 
         it("returns false for a missing or expired session", function()
@@ -321,11 +292,11 @@ describe("sessions adapter", function()
 
         it("validates before sending anything", function()
             local t = fx.tenant()
-            rejects(sessions.update, t, "s1", nil)
-            rejects(sessions.update, t, "s1", { expires_at = "soon" })
-            rejects(sessions.update, t, "s1", { user_id = core.null })
-            rejects(sessions.update, t, "s1", { clients = "c1" })
-            rejects(sessions.update, t, nil, {})
+            fx.rejects(sessions.update, t, "s1", nil)
+            fx.rejects(sessions.update, t, "s1", { expires_at = "soon" })
+            fx.rejects(sessions.update, t, "s1", { user_id = core.null })
+            fx.rejects(sessions.update, t, "s1", { clients = "c1" })
+            fx.rejects(sessions.update, t, nil, {})
         end)
     end)
 
@@ -351,12 +322,12 @@ describe("sessions adapter", function()
             -- unescaped, (base, user "x#USER#y") and (evil, user "y") would share a GSI1 partition
             sessions.create(base, session("s-base", "x#USER#y"))
             sessions.create(evil, session("s-evil", "y"))
-            assert.same({ "s-base" }, ids(sessions.list(base, { q = 'user_id:"x#USER#y"' }).sessions))
-            assert.same({ "s-evil" }, ids(sessions.list(evil, { q = "user_id:y" }).sessions))
+            assert.same({ "s-base" }, fx.ids(sessions.list(base, { q = 'user_id:"x#USER#y"' }).sessions))
+            assert.same({ "s-evil" }, fx.ids(sessions.list(evil, { q = "user_id:y" }).sessions))
             assert.equal(0, sessions.list(base, { q = "user_id:y" }).length)
             assert.is_nil(sessions.get(base, "s-evil"))
             assert.is_nil(sessions.get(evil, "s-base"))
-            assert.same({ "s-base" }, ids(sessions.list(base).sessions))
+            assert.same({ "s-base" }, fx.ids(sessions.list(base).sessions))
 
             local odd = { "a#SESSION#b", "a%23SESSION%23b", "p|q", "ünï ✓", "%", "#" }
             for _, id in ipairs(odd) do sessions.create(base, session(id, "auth2|o")) end

@@ -6,33 +6,10 @@ local schema = require "authhero.aws.schema"
 
 local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function requests() return fx.client().stats.requests end
-
-local function rejects(f, ...)
-    local before = requests()
-    fx.raises(400, "ValidationError", f, ...)
-    assert.equal(before, requests())
-end
-
-local function raw_get(key)
-    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
-        ConsistentRead = true }).Item
-end
-
-local function raw_delete(key)
-    fx.client():call("DeleteItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK } })
-end
-
 local function pairs_of(list)
     local out = {}
     for i, m in ipairs(list) do out[i] = m.user_id .. "@" .. m.organization_id end
     table.sort(out)
-    return out
-end
-
-local function ids(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.id end
     return out
 end
 
@@ -54,14 +31,14 @@ describe("userOrganizations", function()
         assert.equal(m.created_at, m.updated_at)
         for _, k in ipairs({ "PK", "SK", "GSI1PK", "entityType", "tenant_id" }) do assert.is_nil(m[k]) end
 
-        local item = raw_get(schema.keys.member(t, "org1", "auth2|u1"))
+        local item = fx.raw_get(schema.keys.member(t, "org1", "auth2|u1"))
         assert.equal("USER_ORGANIZATION", item.entityType)
         local idx = schema.keys.member_user_index(t, "auth2|u1", "org1")
         assert.equal(idx.GSI1PK, item.GSI1PK)
         assert.equal(idx.GSI1SK, item.GSI1SK)
         assert.equal(m.id, item.id)
         assert.equal(t, item.tenant_id)
-        local ptr = raw_get(schema.keys.member_id_pointer(t, m.id))
+        local ptr = fx.raw_get(schema.keys.member_id_pointer(t, m.id))
         assert.equal("USER_ORGANIZATION_ID", ptr.entityType)
         assert.equal("auth2|u1", ptr.user_id)
         assert.equal("org1", ptr.organization_id)
@@ -89,28 +66,28 @@ describe("userOrganizations", function()
         assert.equal("2023-05-06T07:08:09.000Z", m.created_at)
         fx.raises(409, "Conflict", uo.create, t, { user_id = "iu2", organization_id = "io" },
             { importMetadata = { id = "mem_imp" } })
-        assert.is_nil(raw_get(schema.keys.member(t, "io", "iu2")))
+        assert.is_nil(fx.raw_get(schema.keys.member(t, "io", "iu2")))
     end)
 
     it("400 before any request on invalid input", function()
-        rejects(uo.create, t, nil)
-        rejects(uo.create, t, { user_id = "u" })
-        rejects(uo.create, t, { organization_id = "o" })
-        rejects(uo.create, t, { user_id = "", organization_id = "o" })
-        rejects(uo.create, nil, { user_id = "u", organization_id = "o" })
-        rejects(uo.get, t, nil)
-        rejects(uo.remove, t, "")
-        rejects(uo.update, t, "x", nil)
-        rejects(uo.update, t, "x", { user_id = 5 })
-        rejects(uo.update, t, "x", { organization_id = core.null })
-        rejects(uo.list, t, { q = "email:x" })
-        rejects(uo.list, t, { q = "id:x" })
-        rejects(uo.list, t, { q = "freetext" })
-        rejects(uo.list, t, 5)
-        rejects(uo.listUserOrganizations, t, nil)
-        rejects(uo.listUserOrganizations, t, "u", { q = "name:x" })
-        rejects(uo.listUserOrganizations, t, "u", { per_page = "x" })
-        rejects(uo.listUserOrganizations, t, "u", { page = -1 })
+        fx.rejects(uo.create, t, nil)
+        fx.rejects(uo.create, t, { user_id = "u" })
+        fx.rejects(uo.create, t, { organization_id = "o" })
+        fx.rejects(uo.create, t, { user_id = "", organization_id = "o" })
+        fx.rejects(uo.create, nil, { user_id = "u", organization_id = "o" })
+        fx.rejects(uo.get, t, nil)
+        fx.rejects(uo.remove, t, "")
+        fx.rejects(uo.update, t, "x", nil)
+        fx.rejects(uo.update, t, "x", { user_id = 5 })
+        fx.rejects(uo.update, t, "x", { organization_id = core.null })
+        fx.rejects(uo.list, t, { q = "email:x" })
+        fx.rejects(uo.list, t, { q = "id:x" })
+        fx.rejects(uo.list, t, { q = "freetext" })
+        fx.rejects(uo.list, t, 5)
+        fx.rejects(uo.listUserOrganizations, t, nil)
+        fx.rejects(uo.listUserOrganizations, t, "u", { q = "name:x" })
+        fx.rejects(uo.listUserOrganizations, t, "u", { per_page = "x" })
+        fx.rejects(uo.listUserOrganizations, t, "u", { page = -1 })
     end)
 
     it("update touches only updated_at; moving the membership is a 400", function()
@@ -121,7 +98,7 @@ describe("userOrganizations", function()
         local got = uo.get(t, m.id)
         assert.equal(m.created_at, got.created_at)
         assert.is_true(got.updated_at > m.updated_at)
-        local item = raw_get(schema.keys.member(t, "upo", "upu"))
+        local item = fx.raw_get(schema.keys.member(t, "upo", "upu"))
         assert.equal(got.updated_at, item.updated_at)
 
         fx.raises(400, "ValidationError", uo.update, t, m.id, { user_id = "other" })
@@ -134,8 +111,8 @@ describe("userOrganizations", function()
         local m = uo.create(t, { user_id = "rmu", organization_id = "rmo" })
         assert.is_true(uo.remove(t, m.id))
         assert.is_nil(uo.get(t, m.id))
-        assert.is_nil(raw_get(schema.keys.member(t, "rmo", "rmu")))
-        assert.is_nil(raw_get(schema.keys.member_id_pointer(t, m.id)))
+        assert.is_nil(fx.raw_get(schema.keys.member(t, "rmo", "rmu")))
+        assert.is_nil(fx.raw_get(schema.keys.member_id_pointer(t, m.id)))
         assert.is_false(uo.remove(t, m.id))
         assert.is_false(uo.remove(t, "never"))
         -- the pair can be created again
@@ -178,17 +155,7 @@ describe("userOrganizations", function()
             local p2 = uo.list(lt, { page = 2, per_page = 2 })
             assert.equal(1, p2.length)
             assert.equal(4, p2.start)
-            local seen, n, from = {}, 0, nil
-            repeat
-                local p = uo.list(lt, { take = 2, from = from })
-                for _, m in ipairs(p.userOrganizations) do
-                    assert.is_nil(seen[m.id])
-                    seen[m.id] = true
-                    n = n + 1
-                end
-                from = p.next
-            until from == nil
-            assert.equal(5, n)
+            assert.equal(5, #fx.keyset_walk(function(o) return uo.list(lt, o) end, "userOrganizations", "id", 2))
             local o = uo.list(lt, { q = "organization_id:oA", take = 2 })
             assert.equal(2, o.length)
             local o2 = uo.list(lt, { q = "organization_id:oA", take = 2, from = o.next })
@@ -208,37 +175,37 @@ describe("userOrganizations", function()
         orgs.create(lt, { id = "org9", name = "not-mine" })
         uo.create(lt, { user_id = "auth2|other", organization_id = "org9" })
         -- delete one organization item behind the adapter's back: the membership stays
-        raw_delete(schema.keys.organization(lt, "org2"))
+        fx.raw_delete(schema.keys.organization(lt, "org2"))
         uo.create(lt, { user_id = "auth2|me", organization_id = "never-existed" })
 
         local all = uo.listUserOrganizations(lt, "auth2|me")
-        assert.same({ "org1", "org3", "org4" }, ids(all.organizations))
+        assert.same({ "org1", "org3", "org4" }, fx.ids(all.organizations))
         assert.equal("one", all.organizations[1].name)
         assert.same({}, all.organizations[1].metadata)
         assert.is_nil(all.organizations[1].tenant_id)
 
         local p0 = uo.listUserOrganizations(lt, "auth2|me", { page = 0, per_page = 2, include_totals = true })
-        assert.same({ "org1", "org3" }, ids(p0.organizations))
+        assert.same({ "org1", "org3" }, fx.ids(p0.organizations))
         assert.equal(3, p0.total)
         assert.equal(2, p0.length)
         local p1 = uo.listUserOrganizations(lt, "auth2|me", { page = 1, per_page = 2 })
-        assert.same({ "org4" }, ids(p1.organizations))
+        assert.same({ "org4" }, fx.ids(p1.organizations))
         assert.equal(2, p1.start)
 
         local k1 = uo.listUserOrganizations(lt, "auth2|me", { take = 2 })
-        assert.same({ "org1", "org3" }, ids(k1.organizations))
+        assert.same({ "org1", "org3" }, fx.ids(k1.organizations))
         assert.is_string(k1.next)
         local k2 = uo.listUserOrganizations(lt, "auth2|me", { take = 2, from = k1.next })
-        assert.same({ "org4" }, ids(k2.organizations))
+        assert.same({ "org4" }, fx.ids(k2.organizations))
         assert.is_nil(k2.next)
         -- a cursor of another user restarts
         local k3 = uo.listUserOrganizations(lt, "auth2|other", { take = 2, from = k1.next })
-        assert.same({ "org9" }, ids(k3.organizations))
+        assert.same({ "org9" }, fx.ids(k3.organizations))
 
         assert.same({}, uo.listUserOrganizations(lt, "auth2|nobody").organizations)
         -- organizations.remove takes the memberships with it
         orgs.remove(lt, "org3")
-        assert.same({ "org1", "org4" }, ids(uo.listUserOrganizations(lt, "auth2|me").organizations))
+        assert.same({ "org1", "org4" }, fx.ids(uo.listUserOrganizations(lt, "auth2|me").organizations))
     end)
 
     it("keeps hostile ids and tenants apart", function()
@@ -249,15 +216,15 @@ describe("userOrganizations", function()
         local e = uo.create(evil, { user_id = "u", organization_id = "o" })
         assert.equal(1, uo.list(base, { q = "organization_id:o" }).length)
         assert.equal(1, uo.list(evil, { q = "organization_id:o" }).length)
-        assert.same({ m.id }, ids(uo.list(base).userOrganizations))
-        assert.same({ e.id }, ids(uo.list(evil).userOrganizations))
+        assert.same({ m.id }, fx.ids(uo.list(base).userOrganizations))
+        assert.same({ e.id }, fx.ids(uo.list(evil).userOrganizations))
         assert.is_nil(uo.get(base, e.id))
         assert.is_true(uo.remove(evil, e.id))
         assert.same(m, uo.get(base, m.id))
 
         local evil_user = base .. "#USER#u"
         uo.create(evil_user, { user_id = "z", organization_id = "w" })
-        assert.same({ m.id }, ids(uo.list(base, { q = "user_id:u" }).userOrganizations))
+        assert.same({ m.id }, fx.ids(uo.list(base, { q = "user_id:u" }).userOrganizations))
 
         local h = fx.tenant()
         local weird = { { "a#b", "o|1" }, { "a", "b#o|1" }, { "a%23b", "o|1" }, { "ü#%", "ö%23" } }

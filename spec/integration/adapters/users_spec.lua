@@ -9,27 +9,6 @@ local schema = require "authhero.aws.schema"
 local keys = schema.keys
 local ISO = "^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ$"
 
-local function requests()
-    return fx.client().stats.requests
-end
-
--- 400 ValidationError and not a single request sent
-local function rejects(f, ...)
-    local before = requests()
-    local err = fx.raises(400, "ValidationError", f, ...)
-    assert.equals(before, requests())
-    return err
-end
-
-local function raw_put(item)
-    fx.client():call("PutItem", { TableName = fx.table_name(), Item = item })
-end
-
-local function raw_get(key)
-    return fx.client():call("GetItem", { TableName = fx.table_name(), Key = { PK = key.PK, SK = key.SK },
-        ConsistentRead = true }).Item
-end
-
 -- the tenant partition's guard items (optionally only those of one user)
 local function guards(t, user_id)
     local out = {}
@@ -39,11 +18,7 @@ local function guards(t, user_id)
     return out
 end
 
-local function ids_of(list)
-    local out = {}
-    for i, r in ipairs(list) do out[i] = r.user_id end
-    return out
-end
+local function ids_of(list) return fx.ids(list, "user_id") end
 
 local function sorted(t)
     local c = {}
@@ -126,7 +101,7 @@ describe("users adapter", function()
             assert.equals("google-oauth2", u.provider)
             assert.equals("123", u.identities[1].user_id)
             assert.is_true(u.identities[1].isSocial)
-            local item = raw_get(keys.user(t, "google-oauth2|123"))
+            local item = fx.raw_get(keys.user(t, "google-oauth2|123"))
             assert.equals("USER", item.entityType)
             assert.equals('{"plan":"pro"}', item.app_metadata)
             assert.equals("{}", item.user_metadata)
@@ -238,28 +213,28 @@ describe("users adapter", function()
         end)
 
         it("400 before any request on invalid input", function()
-            rejects(U.create, t, { provider = "auth2" })                      -- no connection
-            rejects(U.create, t, { connection = "c" })                        -- no provider, no user_id
-            rejects(U.create, t, { connection = "c", user_id = "nopipe" })    -- no provider in the id
-            rejects(U.create, t, { connection = "c", user_id = "|x" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", email = 5 })
-            rejects(U.create, t, { connection = "c", provider = "auth2", email_verified = "yes" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", login_count = "3" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", password = "plain" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", password = { algorithm = "bcrypt" } })
-            rejects(U.create, t, { connection = "c", provider = "auth2", last_login = "not a date" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", app_metadata = "x" })
-            rejects(U.create, t, "user")
-            rejects(U.create, "", { connection = "c", provider = "auth2" })
-            rejects(U.create, t, { connection = "c", provider = "auth2", name = string.rep("x", 500 * 1024) })
+            fx.rejects(U.create, t, { provider = "auth2" })                      -- no connection
+            fx.rejects(U.create, t, { connection = "c" })                        -- no provider, no user_id
+            fx.rejects(U.create, t, { connection = "c", user_id = "nopipe" })    -- no provider in the id
+            fx.rejects(U.create, t, { connection = "c", user_id = "|x" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", email = 5 })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", email_verified = "yes" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", login_count = "3" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", password = "plain" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", password = { algorithm = "bcrypt" } })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", last_login = "not a date" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", app_metadata = "x" })
+            fx.rejects(U.create, t, "user")
+            fx.rejects(U.create, "", { connection = "c", provider = "auth2" })
+            fx.rejects(U.create, t, { connection = "c", provider = "auth2", name = string.rep("x", 500 * 1024) })
         end)
     end)
 
     describe("get and getByEmail", function()
         it("get: nil when absent", function()
             assert.is_nil(U.get(t, "auth2|nobody"))
-            rejects(U.get, t, "")
-            rejects(U.get, nil, "auth2|x")
+            fx.rejects(U.get, t, "")
+            fx.rejects(U.get, nil, "auth2|x")
         end)
 
         it("getByEmail is case-insensitive", function()
@@ -268,8 +243,8 @@ describe("users adapter", function()
             assert.equals(u.user_id, U.getByEmail(t, "MIXED@EXAMPLE.COM").user_id)
             assert.same(u, U.getByEmail(t, "Mixed@Example.Com"))
             assert.is_nil(U.getByEmail(t, "nobody@example.com"))
-            rejects(U.getByEmail, t, "")
-            rejects(U.getByEmail, t, nil)
+            fx.rejects(U.getByEmail, t, "")
+            fx.rejects(U.getByEmail, t, nil)
         end)
 
         it("getByEmail stays inside its tenant, also for hostile tenant ids", function()
@@ -403,15 +378,15 @@ describe("users adapter", function()
                 q("-_exists_:linked_to"))
             assert.same({}, q("email:nobody@example.com"))
             assert.same({}, q("linked_to:auth2|nobody"))
-            local before = requests()
+            local before = fx.requests()
             assert.same({ "auth2|bob" }, q("user_id:auth2|bob"))
-            assert.equals(1, requests() - before) -- GetItem only: bob has no linked users (no hasLinked)
-            before = requests()
+            assert.equals(1, fx.requests() - before) -- GetItem only: bob has no linked users (no hasLinked)
+            before = fx.requests()
             assert.same({ "auth2|bob", "email|bob" }, q("email:bob@example.com"))
-            assert.equals(1, requests() - before) -- one GSI1 query; no identities query without hasLinked
-            before = requests()
+            assert.equals(1, fx.requests() - before) -- one GSI1 query; no identities query without hasLinked
+            before = fx.requests()
             assert.same({ "auth2|dave" }, q("username:dave"))
-            assert.equals(2, requests() - before) -- guard query + GetItem
+            assert.equals(2, fx.requests() - before) -- guard query + GetItem
             assert.same({ "auth2|bob" }, q('user_id:"auth2|bob"'))
             assert.same({}, q("user_id:auth2|bob provider:email"))
             assert.same({}, q("user_id:auth2|nobody"))
@@ -456,16 +431,16 @@ describe("users adapter", function()
         end)
 
         it("an unknown or malformed q is a 400 before any request", function()
-            local err = rejects(U.list, T, { q = "password:x" })
+            local err = fx.rejects(U.list, T, { q = "password:x" })
             assert.matches("password", err.message)
-            rejects(U.list, T, { q = "app_metadata:x" })
-            rejects(U.list, T, { q = "login_count:abc" })
-            rejects(U.list, T, { q = "email_verified:maybe" })
-            rejects(U.list, T, { q = "(email:a)" })
-            rejects(U.list, T, { q = 5 })
-            rejects(U.list, T, { per_page = "x" })
-            rejects(U.list, T, { page = -1 })
-            rejects(U.list, "", {})
+            fx.rejects(U.list, T, { q = "app_metadata:x" })
+            fx.rejects(U.list, T, { q = "login_count:abc" })
+            fx.rejects(U.list, T, { q = "email_verified:maybe" })
+            fx.rejects(U.list, T, { q = "(email:a)" })
+            fx.rejects(U.list, T, { q = 5 })
+            fx.rejects(U.list, T, { per_page = "x" })
+            fx.rejects(U.list, T, { page = -1 })
+            fx.rejects(U.list, "", {})
         end)
 
         it("offset pages with totals, also filtered", function()
@@ -494,20 +469,11 @@ describe("users adapter", function()
 
         it("keyset mode walks the primary users exactly once", function()
             for _, take in ipairs({ 1, 2, 3, 10 }) do
-                local seen, from, calls = {}, nil, 0
-                repeat
-                    local r = L({ take = take, from = from })
-                    calls = calls + 1
+                local walked = fx.keyset_walk(L, "users", "user_id", take, function(r)
                     assert.is_true(r.length <= take)
-                    for _, u in ipairs(r.users) do
-                        assert.is_nil(seen[u.user_id], u.user_id)
-                        seen[u.user_id] = true
-                        assert.is_nil(u.linked_to)
-                    end
-                    from = r.next
-                until from == nil or calls > 20
-                assert.same({ "auth2|alice", "auth2|bob", "auth2|dave", "email|bob", "sms|carol" },
-                    sorted((function() local k = {} for id in pairs(seen) do k[#k + 1] = id end return k end)()))
+                    for _, u in ipairs(r.users) do assert.is_nil(u.linked_to) end
+                end)
+                assert.same({ "auth2|alice", "auth2|bob", "auth2|dave", "email|bob", "sms|carol" }, sorted(walked))
             end
             -- filtered walk and a fast-path walk
             local r1 = L({ take = 1, q = "provider:auth2" })
@@ -567,13 +533,7 @@ describe("users adapter", function()
             assert.equals(60, r.total)
             assert.equals(10, r.length)
             assert.equals("auth2|u051", r.users[1].user_id)
-            local seen, from = {}, nil
-            repeat
-                local p = U.list(big, { take = 7, from = from })
-                for _, u in ipairs(p.users) do seen[#seen + 1] = u.user_id end
-                from = p.next
-            until from == nil
-            assert.same(want, seen)
+            assert.same(want, (fx.keyset_walk(function(o) return U.list(big, o) end, "users", "user_id", 7)))
             local f = U.list(big, { q = "login_count:>50", include_totals = true, per_page = 3 })
             assert.equals(10, f.total)
             assert.same({ "auth2|u051", "auth2|u052", "auth2|u053" }, ids_of(f.users))
@@ -602,7 +562,7 @@ describe("users adapter", function()
             assert.equals(1, #g.identities)
             assert.is_nil(U.get(t, "auth2|hijack"))
             assert.is_nil(A.passwords.get(t, u.user_id))
-            assert.is_nil(raw_get(keys.user(t, u.user_id)).password)
+            assert.is_nil(fx.raw_get(keys.user(t, u.user_id)).password)
         end)
 
         it("null removes an attribute", function()
@@ -610,7 +570,7 @@ describe("users adapter", function()
             assert.is_true(U.update(t, u.user_id, { nickname = core.null }))
             assert.is_nil(U.get(t, u.user_id).nickname)
             assert.is_true(U.update(t, u.user_id, { email = core.null }))
-            local item = raw_get(keys.user(t, u.user_id))
+            local item = fx.raw_get(keys.user(t, u.user_id))
             assert.is_nil(item.email)
             assert.is_nil(item.GSI1PK)
             assert.is_nil(item.GSI1SK)
@@ -622,7 +582,7 @@ describe("users adapter", function()
         it("false for a missing user, with or without keyed fields", function()
             assert.is_false(U.update(t, "auth2|missing", { name = "x" }))
             assert.is_false(U.update(t, "auth2|missing", { email = "m@x.com" }))
-            assert.is_nil(raw_get(keys.user(t, "auth2|missing")))
+            assert.is_nil(fx.raw_get(keys.user(t, "auth2|missing")))
             assert.same({}, guards(t))
         end)
 
@@ -699,8 +659,8 @@ describe("users adapter", function()
             mk(t, { user_id = "auth2|prov2", email = "prov@x.com", username = "prov" })
             fx.raises(409, "Conflict", mk, t, { user_id = "email|prov3", email = "prov@x.com" })
             fx.raises(409, "Conflict", mk, t, { user_id = "email|prov4", username = "prov" })
-            rejects(U.update, t, u.user_id, { provider = core.null })
-            rejects(U.update, t, u.user_id, { provider = "" })
+            fx.rejects(U.update, t, u.user_id, { provider = core.null })
+            fx.rejects(U.update, t, u.user_id, { provider = "" })
         end)
 
         it("linking and unlinking through update rewrites GSI2", function()
@@ -709,37 +669,37 @@ describe("users adapter", function()
             assert.is_true(U.update(t, s.user_id, { linked_to = p.user_id }))
             assert.equals(2, #U.get(t, p.user_id).identities)
             assert.same({ s.user_id }, ids_of(U.list(t, { q = "linked_to:auth2|p" }).users))
-            local item = raw_get(keys.user(t, s.user_id))
+            local item = fx.raw_get(keys.user(t, s.user_id))
             assert.equals(keys.user_linked_index(t, p.user_id, s.user_id).GSI2PK, item.GSI2PK)
             assert.is_true(U.update(t, s.user_id, { linked_to = core.null }))
             assert.equals(1, #U.get(t, p.user_id).identities)
-            assert.is_nil(raw_get(keys.user(t, s.user_id)).GSI2PK)
+            assert.is_nil(fx.raw_get(keys.user(t, s.user_id)).GSI2PK)
             assert.same({}, U.list(t, { q = "linked_to:auth2|p" }).users)
         end)
 
         it("400 before any request on invalid input", function()
-            rejects(U.update, t, "auth2|x", "patch")
-            rejects(U.update, t, "auth2|x", { email = 3 })
-            rejects(U.update, t, "auth2|x", { blocked = "no" })
-            rejects(U.update, t, "auth2|x", { last_login = "soon" })
-            rejects(U.update, t, nil, {})
-            rejects(U.update, nil, "auth2|x", {})
+            fx.rejects(U.update, t, "auth2|x", "patch")
+            fx.rejects(U.update, t, "auth2|x", { email = 3 })
+            fx.rejects(U.update, t, "auth2|x", { blocked = "no" })
+            fx.rejects(U.update, t, "auth2|x", { last_login = "soon" })
+            fx.rejects(U.update, t, nil, {})
+            fx.rejects(U.update, nil, "auth2|x", {})
         end)
     end)
 
     describe("remove", function()
         local function session(tenant, user_id, id)
-            raw_put({ PK = keys.tenant_partition(tenant), SK = "SESSION#" .. id, GSI1PK = keys.user_partition(tenant, user_id),
+            fx.raw_put({ PK = keys.tenant_partition(tenant), SK = "SESSION#" .. id, GSI1PK = keys.user_partition(tenant, user_id),
                 GSI1SK = "SESSION#" .. id, entityType = "SESSION", id = id, user_id = user_id, tenant_id = tenant,
                 ttl = math.floor(base / 1000) + 3600 })
         end
         local function membership(tenant, user_id, org, id)
             local m = keys.member(tenant, org, user_id)
             local ix = keys.member_user_index(tenant, user_id, org)
-            raw_put({ PK = m.PK, SK = m.SK, GSI1PK = ix.GSI1PK, GSI1SK = ix.GSI1SK, entityType = "USER_ORGANIZATION",
+            fx.raw_put({ PK = m.PK, SK = m.SK, GSI1PK = ix.GSI1PK, GSI1SK = ix.GSI1SK, entityType = "USER_ORGANIZATION",
                 id = id, user_id = user_id, organization_id = org, tenant_id = tenant })
             local ptr = keys.member_id_pointer(tenant, id)
-            raw_put({ PK = ptr.PK, SK = ptr.SK, entityType = "MEMBER_ID_POINTER", organization_id = org,
+            fx.raw_put({ PK = ptr.PK, SK = ptr.SK, entityType = "MEMBER_ID_POINTER", organization_id = org,
                 user_id = user_id, tenant_id = tenant })
         end
 
@@ -747,7 +707,7 @@ describe("users adapter", function()
             local u = mk(t, { user_id = "auth2|gone", email = "gone@x.com", username = "gone",
                 password = { hash = "h", algorithm = "bcrypt" } })
             A.passwords.create(t, { user_id = u.user_id, password = "h2" })
-            raw_put({ PK = keys.user_partition(t, u.user_id), SK = "USER_ROLE#r1", entityType = "USER_ROLE",
+            fx.raw_put({ PK = keys.user_partition(t, u.user_id), SK = "USER_ROLE#r1", entityType = "USER_ROLE",
                 tenant_id = t })
             session(t, u.user_id, "s1")
             session(t, u.user_id, "s2")
@@ -763,10 +723,10 @@ describe("users adapter", function()
             assert.is_nil(U.getByEmail(t, "gone@x.com"))
             assert.same({}, fx.raw_partition(keys.user_partition(t, u.user_id)))
             assert.same({}, guards(t, u.user_id))
-            assert.is_nil(raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s1" }))
-            assert.is_nil(raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s2" }))
-            assert.is_nil(raw_get(keys.member(t, "org1", u.user_id)))
-            assert.is_nil(raw_get(keys.member_id_pointer(t, "mem1")))
+            assert.is_nil(fx.raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s1" }))
+            assert.is_nil(fx.raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s2" }))
+            assert.is_nil(fx.raw_get(keys.member(t, "org1", u.user_id)))
+            assert.is_nil(fx.raw_get(keys.member_id_pointer(t, "mem1")))
             for _, it in ipairs(fx.raw_partition(keys.tenant_partition(t))) do
                 assert.is_true(it.user_id ~= u.user_id, it.SK)
             end
@@ -774,9 +734,9 @@ describe("users adapter", function()
             assert.is_not_nil(U.get(t, keep.user_id))
             assert.equals("k", A.passwords.get(t, keep.user_id).password)
             assert.equals(2, #guards(t, keep.user_id))
-            assert.is_not_nil(raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s3" }))
-            assert.is_not_nil(raw_get(keys.member(t, "org1", keep.user_id)))
-            assert.is_not_nil(raw_get(keys.member_id_pointer(t, "mem2")))
+            assert.is_not_nil(fx.raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#s3" }))
+            assert.is_not_nil(fx.raw_get(keys.member(t, "org1", keep.user_id)))
+            assert.is_not_nil(fx.raw_get(keys.member_id_pointer(t, "mem2")))
 
             assert.is_false(U.remove(t, u.user_id))
             assert.is_false(U.remove(t, "auth2|never"))
@@ -791,9 +751,9 @@ describe("users adapter", function()
             local m = A.userOrganizations.create(t, { user_id = u.user_id, organization_id = "org-x" })
             local keep = A.userOrganizations.create(t, { user_id = "auth2|other-member", organization_id = "org-x" })
             assert.is_true(U.remove(t, u.user_id))
-            assert.is_nil(raw_get(keys.member(t, "org-x", u.user_id)))
-            assert.is_nil(raw_get(keys.member_id_pointer(t, m.id)))
-            assert.is_not_nil(raw_get(keys.member_id_pointer(t, keep.id)))
+            assert.is_nil(fx.raw_get(keys.member(t, "org-x", u.user_id)))
+            assert.is_nil(fx.raw_get(keys.member_id_pointer(t, m.id)))
+            assert.is_not_nil(fx.raw_get(keys.member_id_pointer(t, keep.id)))
         end)
 
         it("takes the linked users along", function()
@@ -809,7 +769,7 @@ describe("users adapter", function()
             assert.is_nil(U.get(t, s.user_id))
             assert.same({}, fx.raw_partition(keys.user_partition(t, s.user_id)))
             assert.same({}, guards(t, s.user_id))
-            assert.is_nil(raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#sec-session" }))
+            assert.is_nil(fx.raw_get({ PK = keys.tenant_partition(t), SK = "SESSION#sec-session" }))
             assert.is_not_nil(U.get(t, other.user_id))
         end)
 
@@ -830,7 +790,7 @@ describe("users adapter", function()
             -- an item written by other tools: same email and provider, but no guard of its own
             local k = keys.user(t, "auth2|legacy")
             local ix = keys.user_email_index(t, "owned@x.com")
-            raw_put({ PK = k.PK, SK = k.SK, GSI1PK = ix.GSI1PK, GSI1SK = ix.GSI1SK, entityType = "USER",
+            fx.raw_put({ PK = k.PK, SK = k.SK, GSI1PK = ix.GSI1PK, GSI1SK = ix.GSI1SK, entityType = "USER",
                 user_id = "auth2|legacy", email = "owned@x.com", provider = "auth2", connection = "c", tenant_id = t })
             assert.is_true(U.remove(t, "auth2|legacy"))
             assert.equals(1, #guards(t, "auth2|owner"))
@@ -838,8 +798,8 @@ describe("users adapter", function()
         end)
 
         it("400 before any request without ids", function()
-            rejects(U.remove, t, nil)
-            rejects(U.remove, nil, "auth2|x")
+            fx.rejects(U.remove, t, nil)
+            fx.rejects(U.remove, nil, "auth2|x")
         end)
     end)
 
@@ -853,15 +813,15 @@ describe("users adapter", function()
             local s = U.get(t, "google-oauth2|s")
             assert.is_not_nil(s)
             assert.is_nil(s.linked_to)
-            assert.is_nil(raw_get(keys.user(t, "google-oauth2|s")).GSI2PK)
+            assert.is_nil(fx.raw_get(keys.user(t, "google-oauth2|s")).GSI2PK)
             assert.equals(1, #U.get(t, p.user_id).identities)
             assert.is_false(U.unlink(t, p.user_id, "google-oauth2", "s"))   -- no longer linked
             assert.is_false(U.unlink(t, p.user_id, "google-oauth2", "none")) -- no such user
-            assert.is_nil(raw_get(keys.user(t, "google-oauth2|none")))
+            assert.is_nil(fx.raw_get(keys.user(t, "google-oauth2|none")))
             -- the unlinked user is listed in keyset mode now
             assert.equals(2, #U.list(t, { take = 10 }).users)
-            rejects(U.unlink, t, p.user_id, nil, "s")
-            rejects(U.unlink, t, p.user_id, "google-oauth2", "")
+            fx.rejects(U.unlink, t, p.user_id, nil, "s")
+            fx.rejects(U.unlink, t, p.user_id, "google-oauth2", "")
         end)
     end)
 
