@@ -128,11 +128,14 @@ function _M.stamps(self, options)
     return created, updated, im and im.id
 end
 
--- The record an item stands for: bookkeeping removed, JSON fields decoded.
+-- The record an item stands for, or nil when there is no item or it is of another entity:
+-- bookkeeping removed, JSON fields decoded, and the attributes E.hidden names (stored for
+-- isolation checks, e.g. tenant_id, but not part of AuthHero's record) left out.
 function _M.to_record(E, item)
+    if item == nil or item.entityType ~= E.entity_type then return nil end
     local r = {}
     for k, v in pairs(item) do
-        if not BOOKKEEPING[k] then
+        if not BOOKKEEPING[k] and not (E.hidden and E.hidden[k]) then
             local kind = E.json and E.json[k]
             r[k] = kind and util.read_json_field(v, kind) or v
         end

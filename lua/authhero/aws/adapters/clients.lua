@@ -19,7 +19,7 @@ local OBJECTS = { "session_transfer", "oidc_logout", "jwt_configuration", "encry
 -- object fields AuthHero's client schema defaults to {} (the others stay absent when not given)
 local OBJECT_DEFAULTS = { "addons", "client_metadata", "mobile", "native_social_login" }
 
-local E = { entity_type = "CLIENT", json = {}, drop = { tenant_id = true } }
+local E = { entity_type = "CLIENT", hidden = { tenant_id = true }, json = {}, drop = { tenant_id = true } }
 for _, f in ipairs(ARRAYS) do E.json[f] = "array" end
 for _, f in ipairs(OBJECTS) do E.json[f] = "object" end
 
@@ -49,12 +49,7 @@ local function absent(v)
 end
 
 return function(ctx)
-    local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
-        local r = store.to_record(E, item)
-        r.tenant_id = nil
-        return r
-    end
+    local function to_record(item) return store.to_record(E, item) end
 
     -- A long secret from the CSPRNG; an injected new_id (tests) is used as it is.
     local function new_secret()

@@ -10,7 +10,7 @@ local util = require "authhero.aws.util"
 local keys = schema.keys
 local null = core.null
 
-local E = { entity_type = "CODE", drop = { tenant_id = true } }
+local E = { entity_type = "CODE", hidden = { tenant_id = true }, drop = { tenant_id = true } }
 
 local CODE_TYPES = {
     password_reset = true, email_verification = true, otp = true, mfa_otp = true,
@@ -34,12 +34,7 @@ local function check_type(v)
 end
 
 return function(ctx)
-    local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
-        local r = store.to_record(E, item)
-        r.tenant_id = nil
-        return r
-    end
+    local function to_record(item) return store.to_record(E, item) end
 
     local M = {}
 

@@ -11,7 +11,7 @@ local keys = schema.keys
 local null = core.null
 
 local E = {
-    entity_type = "CONNECTION",
+    entity_type = "CONNECTION", hidden = { tenant_id = true },
     json = { options = "object", enabled_clients = "array", metadata = "object" },
     drop = { tenant_id = true },
 }
@@ -52,10 +52,8 @@ end
 
 return function(ctx, adapters)
     local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
         local r = store.to_record(E, item)
-        r.tenant_id = nil
-        if r.is_system ~= true then r.is_system = nil end
+        if r and r.is_system ~= true then r.is_system = nil end
         return r
     end
 

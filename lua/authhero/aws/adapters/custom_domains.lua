@@ -10,7 +10,7 @@ local store = require "authhero.aws.store"
 local keys = schema.keys
 
 local E = {
-    entity_type = "CUSTOM_DOMAIN",
+    entity_type = "CUSTOM_DOMAIN", hidden = { tenant_id = true, created_at = true, updated_at = true },
     json = { verification = "object", domain_metadata = "object" },
 }
 local TYPES = { auth0_managed_certs = true, self_managed_certs = true }
@@ -28,9 +28,8 @@ local function normalize(domain)
 end
 
 local function record(item)
-    if item == nil or item.entityType ~= E.entity_type then return nil end
     local r = store.to_record(E, item)
-    r.tenant_id, r.created_at, r.updated_at = nil, nil, nil
+    if r == nil then return nil end
     if r.primary == nil then r.primary = false end
     if r.status == nil then r.status = "pending" end
     return r

@@ -11,7 +11,7 @@ local keys = schema.keys
 local INVITE_PREFIX = "INVITE#" -- invites' GSI1 sort-key prefix (contract §6, invites)
 
 local E = {
-    entity_type = "ORGANIZATION",
+    entity_type = "ORGANIZATION", hidden = { tenant_id = true },
     json = { branding = "object", metadata = "object", enabled_connections = "array", token_quota = "object" },
 }
 
@@ -26,9 +26,8 @@ local SORTABLE = { name = true, display_name = true, created_at = true }
 
 -- The record an organization item stands for (nil for any other item).
 local function record(item)
-    if item == nil or item.entityType ~= E.entity_type then return nil end
     local r = store.to_record(E, item)
-    r.tenant_id = nil
+    if r == nil then return nil end
     if r.metadata == nil then r.metadata = {} end
     if r.enabled_connections == nil then r.enabled_connections = core.array({}) end
     return r

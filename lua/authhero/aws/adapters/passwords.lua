@@ -8,7 +8,7 @@ local store = require "authhero.aws.store"
 
 local keys, prefix = schema.keys, schema.prefix
 
-local E = { entity_type = "PASSWORD" }
+local E = { entity_type = "PASSWORD", hidden = { tenant_id = true } }
 
 local function opt_boolean(v, name)
     if v ~= nil and type(v) ~= "boolean" then errors.validation("%s must be a boolean", name) end
@@ -23,12 +23,7 @@ local function newer(a, b)
 end
 
 return function(ctx)
-    local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
-        local r = store.to_record(E, item)
-        r.tenant_id = nil -- stored for isolation checks; not part of AuthHero's record
-        return r
-    end
+    local function to_record(item) return store.to_record(E, item) end
 
     -- every password row of a user (consistent; these partitions are small)
     local function rows(t, user_id)

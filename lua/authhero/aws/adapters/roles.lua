@@ -8,7 +8,7 @@ local store = require "authhero.aws.store"
 
 local keys = schema.keys
 
-local E = { entity_type = "ROLE", json = { metadata = "object" } }
+local E = { entity_type = "ROLE", hidden = { tenant_id = true }, json = { metadata = "object" } }
 
 local Q = {
     fields = {
@@ -24,10 +24,8 @@ local function role_users_index_pk(t, r) return core.key("TENANT", t, "ROLE_USER
 local ROLE_USERS_PREFIX = "USER#"
 
 local function record(item)
-    if item == nil or item.entityType ~= E.entity_type then return nil end
     local r = store.to_record(E, item)
-    r.tenant_id = nil
-    if r.is_system ~= true then r.is_system = nil end
+    if r and r.is_system ~= true then r.is_system = nil end
     return r
 end
 

@@ -12,7 +12,7 @@ local keys = schema.keys
 local null = core.null
 
 local E = {
-    entity_type = "SESSION",
+    entity_type = "SESSION", hidden = { tenant_id = true },
     json = { device = "object", clients = "array" },
     drop = { tenant_id = true },
 }
@@ -55,12 +55,7 @@ local function ttl_of(expires_at, idle_expires_at)
 end
 
 return function(ctx)
-    local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
-        local r = store.to_record(E, item)
-        r.tenant_id = nil
-        return r
-    end
+    local function to_record(item) return store.to_record(E, item) end
 
     local M = {}
 

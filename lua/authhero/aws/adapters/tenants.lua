@@ -31,10 +31,7 @@ local Q = {
 local SORTABLE = { id = true, friendly_name = true, created_at = true }
 
 return function(ctx)
-    local function to_record(item)
-        if item.entityType ~= "TENANT" then return nil end
-        return store.to_record(E, item)
-    end
+    local function to_record(item) return store.to_record(E, item) end
 
     local M = {}
 

@@ -118,8 +118,8 @@ return function(ctx, adapters)
     local maybe_linked = setmetatable({}, { __mode = "k" })
 
     local function to_record(item)
-        if item.entityType ~= E.entity_type then return nil end
         local r = store.to_record(E, item)
+        if r == nil then return nil end
         if item.hasLinked then maybe_linked[r] = true end
         if r.app_metadata == nil then r.app_metadata = {} end
         if r.user_metadata == nil then r.user_metadata = {} end
