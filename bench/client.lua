@@ -20,64 +20,18 @@ local flavour = rawget(_G, "jit") and "jit" or "5.4"
 local lib = os.getenv("BENCH_LIB") -- another lua/ folder first, e.g. a client.lua being tried out
 if lib == "" then lib = nil end
 package.path = (lib and (lib .. "/?.lua;" .. lib .. "/?/init.lua;") or "") .. dir .. "/../lua/?.lua;" .. dir
-    .. "/../lua/?/init.lua;" .. package.path
+    .. "/../lua/?/init.lua;" .. dir .. "/?.lua;" .. package.path
 package.cpath = (os.getenv("BENCH_CPATH") or (dir .. "/../build/" .. flavour .. "/?.so")) .. ";"
     .. package.cpath
 local core = require "authhero.aws.core"
 
--- Until lua/authhero/aws/credentials.lua lands, a static provider stands in (the client requires
--- the module even when given explicit credentials).
-local STUB_CREDENTIALS = false
-if not pcall(require, "authhero.aws.credentials") then
-    STUB_CREDENTIALS = true
-    package.loaded["authhero.aws.credentials"] = {
-        new = function(cfg)
-            local c = cfg.credentials
-            local creds = { access_key_id = c.accessKeyId, secret_access_key = c.secretAccessKey }
-            return { get = function() return creds end, invalidate = function() end }
-        end,
-    }
-end
 local aws_client = require "authhero.aws.client"
 
 local ITEMS = 25
 local TABLE = "authhero"
 local TENANT = "TENANT#tenant-0001"
 
--- The AuthHero user of bench/codec.lua: 27 attributes, ~1.2 KB as DynamoDB JSON.
-local function user(i)
-    local id = string.format("auth2|%024x", i * 7919)
-    local email = "user" .. i .. "@example-company.com"
-    return {
-        PK = TENANT,
-        SK = "USER#" .. id,
-        GSI1PK = TENANT .. "#EMAIL#" .. email,
-        GSI1SK = "USER",
-        entityType = "USER",
-        tenant_id = "tenant-0001",
-        user_id = id,
-        email = email,
-        email_verified = true,
-        name = "User Number " .. i,
-        given_name = "User",
-        family_name = "Number" .. i,
-        nickname = "user" .. i,
-        picture = "https://cdn.example-company.com/avatars/" .. id .. ".png?size=256&default=identicon",
-        locale = "en-US",
-        provider = "auth2",
-        connection = "Username-Password-Authentication",
-        is_social = false,
-        login_count = 1000 + i,
-        last_login = "2026-11-26T10:58:21.000Z",
-        last_ip = "203.0.113." .. (i % 250),
-        created_at = "2025-01-02T03:04:05.000Z",
-        updated_at = "2026-11-26T10:58:21.000Z",
-        app_metadata = '{"roles":["admin","billing"],"plan":"enterprise","features":{"sso":true,"mfa":true}}',
-        user_metadata = '{"theme":"dark","language":"en","newsletter":false,"timezone":"Europe/Stockholm"}',
-        phone_number = "+4670" .. string.format("%07d", i),
-        linked_to = core.null,
-    }
-end
+local user = require "user_item" -- the AuthHero user of bench/codec.lua
 
 -- The requests the client sends, and the replies the stub gives back.
 local function getitem_params()
@@ -235,8 +189,7 @@ local function loadavg()
     if f then f:close() end
     return s and s:match("^(%S+ %S+ %S+)") or "?"
 end
-print("client bench: " .. info() .. ", stub " .. ENDPOINT .. ", load average " .. loadavg()
-    .. (STUB_CREDENTIALS and " (credentials.lua missing: inline static provider)" or ""))
+print("client bench: " .. info() .. ", stub " .. ENDPOINT .. ", load average " .. loadavg())
 print(string.format("replies: GetItem %d bytes, Query %d bytes (%d items, ~%d bytes each)", #getitem_reply,
     #query_reply, ITEMS, #core.marshal_item(items[1])))
 
