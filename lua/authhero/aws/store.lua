@@ -408,8 +408,8 @@ end
 -- reading ranges ------------------------------------------------------------------------------------
 
 -- A Query over one partition (optionally an index) with an optional sort-key prefix.
--- opts: pk, prefix, index ("GSI1"/"GSI2"), consistent, limit, start (ExclusiveStartKey),
--- select ("COUNT"). Returns the raw reply.
+-- opts: pk, prefix, index ("GSI1"/"GSI2"), consistent, limit, start (ExclusiveStartKey).
+-- Returns the raw reply.
 function _M.query_page(self, opts)
     local st = names_values()
     local pk_attr, sk_attr = "PK", "SK"
@@ -421,12 +421,7 @@ function _M.query_page(self, opts)
     local req = {
         TableName = self.table, IndexName = opts.index, KeyConditionExpression = cond,
         ExclusiveStartKey = opts.start, Limit = opts.limit, ConsistentRead = opts.consistent or nil,
-        Select = opts.select, ScanIndexForward = opts.descending and false or nil,
     }
-    if opts.select == "COUNT" then
-        req.FilterExpression = "attribute_not_exists(" .. st.name("ttl") .. ") OR " .. st.name("ttl") .. " > "
-            .. st.value(self:now_s())
-    end
     return self.client:call("Query", st.apply(req))
 end
 
@@ -499,12 +494,14 @@ local function decode_offset_cursor(s, fp)
     local raw = util.unb64url(s)
     if not raw then return nil end
     local ok, t = pcall(core.json_decode, raw)
-    if not ok or type(t) ~= "table" or t.f ~= fp or type(t.o) ~= "number" or t.o < 0 then return nil end
+    if not ok or type(t) ~= "table" or t.f ~= fp or type(t.o) ~= "number" or t.o < 0 or t.o ~= math.floor(t.o) then
+        return nil
+    end
     return t.o
 end
 
 -- Pages an in-memory list of records the way list() pages a range.
-local function page_list(records, params, keyset, limit, fp, opts)
+local function page_list(records, params, keyset, limit, fp, items_key)
     local res = { start = 0, limit = limit }
     local list = core.array({})
     if keyset then
@@ -519,8 +516,27 @@ local function page_list(records, params, keyset, limit, fp, opts)
         if params.include_totals then res.total = #records end
     end
     res.length = #list
-    res[opts.items_key] = list
+    res[items_key] = list
     return res
+end
+
+-- The paging parameters of a list call -> keyset (boolean), limit; raises 400 on bad ones.
+local function page_params(self, params)
+    if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0 or params.page ~= math.floor(params.page)) then
+        errors.validation("page must be a non-negative integer")
+    end
+    local keyset = params.from ~= nil or params.take ~= nil
+    return keyset, clamp_size(keyset and params.take or params.per_page, self.max_page_size,
+        keyset and "take" or "per_page")
+end
+
+-- pager(params, items_key, what) -> page(records): checks the paging parameters now (a 400
+-- before any request) and returns the function that pages a record list in memory the way list()
+-- pages a range; `what` names the listing, so its cursors are refused by any other.
+function _M.pager(self, params, items_key, what)
+    local keyset, limit = page_params(self, params)
+    local fp = core.sha256_hex(what):sub(1, 16)
+    return function(records) return page_list(records, params, keyset, limit, fp, items_key) end
 end
 
 -- list(opts) -> { [items_key] = records, start, limit, length, total?, next? }
@@ -540,12 +556,7 @@ function _M.list(self, opts)
         ast = filter.parse(q, opts.spec)
         pred = filter.compile(ast)
     end
-    if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0 or params.page ~= math.floor(params.page)) then
-        errors.validation("page must be a non-negative integer")
-    end
-    local keyset = params.from ~= nil or params.take ~= nil
-    local limit = clamp_size(keyset and params.take or params.per_page, self.max_page_size,
-        keyset and "take" or "per_page")
+    local keyset, limit = page_params(self, params)
     local fp = fingerprint(opts, q)
     local keep = opts.keep
     local function accept(rec, keyset_mode)
@@ -563,7 +574,7 @@ function _M.list(self, opts)
                 for _, rec in ipairs(fn(v)) do
                     if accept(rec, keyset) then out[#out + 1] = rec end
                 end
-                return page_list(out, params, keyset, limit, fp, opts)
+                return page_list(out, params, keyset, limit, fp, opts.items_key)
             end
         end
     end

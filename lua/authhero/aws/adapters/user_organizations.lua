@@ -7,7 +7,6 @@ local errors = require "authhero.aws.errors"
 local filter = require "authhero.aws.filter"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
-local util = require "authhero.aws.util"
 local organizations = require "authhero.aws.adapters.organizations"
 
 local keys = schema.keys
@@ -22,14 +21,6 @@ local FIELDS = { "id", "user_id", "organization_id", "created_at", "updated_at" 
 
 local function failed(reason)
     return type(reason) == "table" and reason.Code == "ConditionalCheckFailed"
-end
-
-local function clamp(v, max, name)
-    if v == nil then return math.min(50, max) end
-    if type(v) ~= "number" or v ~= math.floor(v) then errors.validation("%s must be an integer", name) end
-    if v < 1 then return 1 end
-    if v > max then return max end
-    return v
 end
 
 return function(ctx)
@@ -165,12 +156,7 @@ return function(ctx)
         if type(params.q) == "string" and not params.q:match("^%s*$") then
             errors.validation("q is not supported when listing a user's organizations")
         end
-        if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0
-            or params.page ~= math.floor(params.page)) then
-            errors.validation("page must be a non-negative integer")
-        end
-        local keyset = params.from ~= nil or params.take ~= nil
-        local limit = clamp(keyset and params.take or params.per_page, ctx.max_page_size, keyset and "take" or "per_page")
+        local page = ctx:pager(params, "organizations", table.concat({ "listUserOrganizations", t, user_id }, "\0"))
 
         local members = ctx:query_all({ index = "GSI1", pk = keys.member_user_index(t, user_id, "").GSI1PK,
             prefix = schema.prefix.member })
@@ -201,29 +187,7 @@ return function(ctx)
             if found[oid] then all[#all + 1] = found[oid] end
         end
 
-        local fp = core.sha256_hex(table.concat({ "listUserOrganizations", t, user_id }, "\0")):sub(1, 16)
-        local res = { start = 0, limit = limit }
-        local list = core.array({})
-        local from = 0
-        if keyset then
-            local raw = params.from and util.unb64url(params.from)
-            local ok, c = pcall(core.json_decode, raw or "")
-            if raw and ok and type(c) == "table" and c.f == fp and type(c.o) == "number" and c.o >= 0
-                and c.o == math.floor(c.o) then
-                from = c.o
-            end
-        else
-            from = (params.page or 0) * limit
-            res.start = from
-            if params.include_totals then res.total = #all end
-        end
-        for i = from + 1, math.min(from + limit, #all) do list[#list + 1] = all[i] end
-        if keyset and from + limit < #all then
-            res.next = util.b64url(core.json_encode({ o = from + limit, f = fp }))
-        end
-        res.length = #list
-        res.organizations = list
-        return res
+        return page(all)
     end
 
     return store.adapter(M)
