@@ -64,28 +64,6 @@ local function new_client(endpoint)
     })
 end
 
--- CRC-32 (IEEE), the value DynamoDB sends as x-amz-crc32. Only used by gen.
-local function crc32(s)
-    local bxor, band, rshift
-    if rawget(_G, "bit") then
-        bxor, band, rshift = bit.bxor, bit.band, bit.rshift
-    else -- Lua 5.4 operators, hidden from LuaJIT's parser
-        bxor, band, rshift = load("return function(a, b) return a ~ b end, "
-            .. "function(a, b) return a & b end, function(a, n) return a >> n end")()
-    end
-    local t = {}
-    for i = 0, 255 do
-        local c = i
-        for _ = 1, 8 do
-            if band(c, 1) == 1 then c = bxor(0xEDB88320, rshift(c, 1)) else c = rshift(c, 1) end
-        end
-        t[i] = c
-    end
-    local c = 0xFFFFFFFF
-    for i = 1, #s do c = bxor(t[band(bxor(c, s:byte(i)), 0xFF)], rshift(c, 8)) end
-    return bxor(c, 0xFFFFFFFF) % 2 ^ 32
-end
-
 local function write(path, text)
     local f = assert(io.open(path, "wb"))
     f:write(text)
@@ -107,7 +85,7 @@ if arg[1] == "gen" then
         write(out .. "/req/" .. name:lower() .. ".headers", table.concat(lines, "\n") .. "\n")
         write(out .. "/req/" .. name:lower() .. ".body", body)
     end
-    print(string.format("GETITEM_CRC=%d QUERY_CRC=%d", crc32(getitem), crc32(query)))
+    print(string.format("GETITEM_CRC=%d QUERY_CRC=%d", core.crc32(getitem), core.crc32(query)))
     os.exit(0)
 end
 

@@ -218,6 +218,7 @@ int luaopen_authhero_aws_core(lua_State *L)
     l_keys_open(L);
     l_sigv4_open(L);
     l_marshal_open(L);
+    l_crc32_open(L);
     l_http_open(L);
     return 1;
 }

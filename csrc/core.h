@@ -4,6 +4,7 @@
 #define AUTHHERO_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 #include "compat.h"
 
@@ -63,6 +64,12 @@ void l_sigv4_open(lua_State *L);
 void l_marshal_open(lua_State *L);
 void l_keys_open(lua_State *L);
 void l_http_open(lua_State *L);
+void l_crc32_open(lua_State *L);
+
+/* CRC-32 as zlib's crc32(crc, p, n) (what x-amz-crc32 carries); l_crc32_open (or
+ * core_crc32_init) must have run once in the process first. */
+void core_crc32_init(void);
+uint32_t core_crc32(uint32_t crc, const unsigned char *p, size_t n);
 
 int luaopen_authhero_aws_core(lua_State *L);
 

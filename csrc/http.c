@@ -44,39 +44,7 @@ struct http {
     size_t up_len;
 };
 
-static uint32_t http_crc_table[4][256];
 static int http_ready;
-
-/* CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320): the value zlib's crc32() and DynamoDB's
- * x-amz-crc32 header carry. Slicing by 4; bytes are combined by hand, so byte order does not
- * matter. */
-static void http_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-        for (int k = 0; k < 8; k++)
-            c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-        http_crc_table[0][i] = c;
-    }
-    for (int i = 0; i < 256; i++)
-        for (int t = 1; t < 4; t++) {
-            uint32_t c = http_crc_table[t - 1][i];
-            http_crc_table[t][i] = (c >> 8) ^ http_crc_table[0][c & 0xff];
-        }
-}
-
-static uint32_t http_crc32(const unsigned char *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    for (; n >= 4; p += 4, n -= 4) {
-        c ^= (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-        c = http_crc_table[3][c & 0xff] ^ http_crc_table[2][(c >> 8) & 0xff] ^
-            http_crc_table[1][(c >> 16) & 0xff] ^ http_crc_table[0][c >> 24];
-    }
-    while (n--)
-        c = http_crc_table[0][(c ^ *p++) & 0xff] ^ (c >> 8);
-    return c ^ 0xFFFFFFFFu;
-}
 
 /* Once per process, from the opener (curl_global_init is not thread-safe on older libcurl; it is
  * never undone). If it fails here, curl_easy_init retries it. */
@@ -84,7 +52,7 @@ static void http_global_init(void)
 {
     if (http_ready)
         return;
-    http_crc_init();
+    core_crc32_init();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK)
         http_ready = 1;
 }
@@ -583,7 +551,7 @@ static int l_http_request(lua_State *L)
     size_t clen;
     const char *crc = http_find(h, "x-amz-crc32", &clen);
     if (crc != NULL) {
-        uint32_t want, got = http_crc32((const unsigned char *)h->body.p, h->body.len);
+        uint32_t want, got = core_crc32(0, (const unsigned char *)h->body.p, h->body.len);
         if (http_parse_u32(crc, clen, &want) != 0 || want != got) {
             char text[64];
             snprintf(text, sizeof text, "%.*s, body has %lu", (int)(clen < 20 ? clen : 20), crc,

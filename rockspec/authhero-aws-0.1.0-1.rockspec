@@ -30,6 +30,7 @@ build = {
         ["authhero.aws.core"] = {
             sources = {
                 "csrc/core.c",
+                "csrc/crc32.c",
                 "csrc/http.c",
                 "csrc/keys.c",
                 "csrc/marshal.c",
