@@ -13,6 +13,8 @@
 #define CORE_SET_MT    "authhero.aws.set"
 #define CORE_BINARY_MT "authhero.aws.binary"
 #define CORE_BUF_MT    "authhero.aws.buf"
+/* Registry key of the decoder closure h:request uses to decode a reply body in place. */
+#define CORE_DECODE_HTTP "authhero.aws.decode_http"
 
 /* A growable buffer. It lives inside a full userdata (core_newbuf) so that a raise, which
  * longjmps, never leaks it; __gc frees the bytes. Not thread-safe; one per lua_State. */
@@ -65,6 +67,9 @@ void l_marshal_open(lua_State *L);
 void l_keys_open(lua_State *L);
 void l_http_open(lua_State *L);
 void l_crc32_open(lua_State *L);
+
+/* The reply body an http handle (argument idx, checked) holds, valid until its next request. */
+const char *core_http_body(lua_State *L, int idx, size_t *n);
 
 /* CRC-32 as zlib's crc32(crc, p, n) (what x-amz-crc32 carries); l_crc32_open (or
  * core_crc32_init) must have run once in the process first. */

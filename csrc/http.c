@@ -492,9 +492,19 @@ static void http_trim(struct http *h)
     h->nfields = 0;
 }
 
-/* h:request(method, url, headers, body) -> status, body, headers
+const char *core_http_body(lua_State *L, int idx, size_t *n)
+{
+    struct http *h = luaL_checkudata(L, idx, HTTP_MT);
+    *n = h->body.len;
+    return h->body.p ? h->body.p : "";
+}
+
+/* h:request(method, url, headers, body [, decode]) -> status, body, headers
  * headers: nil or { {name, value}, ... }; body: nil or a string (POST sends "" for nil).
  * Returned headers: { [lowercase name] = value }, the last of repeated names wins.
+ * decode true and status 200: -> 200, core.decode_reply(body), read in place from the handle's
+ * buffer (no body string, no headers table); a body that does not decode raises the decoder's
+ * MarshalError.
  * Raises the error object (TransportError, see l_http_raise) when no valid reply arrived. */
 static int l_http_request(lua_State *L)
 {
@@ -505,6 +515,7 @@ static int l_http_request(lua_State *L)
     if (!lua_isnoneornil(L, 4))
         luaL_checktype(L, 4, LUA_TTABLE);
     const char *body = luaL_optlstring(L, 5, NULL, &body_len);
+    int decode = lua_toboolean(L, 6);
     if (!http_is_token(method, mlen))
         luaL_argerror(L, 2, "method must be an HTTP token");
     if (strlen(url) != ulen)
@@ -563,6 +574,15 @@ static int l_http_request(lua_State *L)
     }
 
     lua_pushinteger(L, (lua_Integer)status);
+    if (decode && status == 200) {
+        lua_pushvalue(L, lua_upvalueindex(1)); /* decode_http */
+        lua_pushvalue(L, 1);
+        int err = lua_pcall(L, 1, 1, 0);
+        http_trim(h);
+        if (err != LUA_OK)
+            return lua_error(L);
+        return 2;
+    }
     lua_pushlstring(L, h->body.p ? h->body.p : "", h->body.len);
     lua_createtable(L, 0, (int)h->nfields);
     for (size_t i = 0; i < h->nfields; i++) {
@@ -700,7 +720,8 @@ void l_http_open(lua_State *L)
     lua_pushstring(L, HTTP_MT);
     lua_setfield(L, -2, "__name");
     lua_createtable(L, 0, 3);
-    luaL_setfuncs(L, methods, 0);
+    lua_getfield(L, LUA_REGISTRYINDEX, CORE_DECODE_HTTP); /* l_unmarshal_open put it there */
+    luaL_setfuncs(L, methods, 1);
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, l_http_close);
     lua_setfield(L, -2, "__gc");

@@ -28,6 +28,8 @@ struct dec_cache {
     size_t n[2 * DEC_SLOTS];
     unsigned char misses[2 * DEC_SLOTS]; /* in a row; a slot whose value keeps changing (an id,
                                             an email) stops being refilled after DEC_MAXMISS */
+    unsigned char raw[2 * DEC_SLOTS];    /* 1: the string was read without escapes, so input that
+                                            holds its bytes between quotes is that string */
 };
 #define DEC_MAXMISS 3
 
@@ -302,8 +304,9 @@ static inline int dec_same(const char *a, const char *b, size_t n)
     return 1;
 }
 
-/* Pushes s, from the cache slot when it holds the same bytes (slot < 0: no caching). */
-static void dec_push_string(struct dec *d, int slot, const char *s, size_t n)
+/* Pushes s, from the cache slot when it holds the same bytes (slot < 0: no caching). raw: s was
+ * read as it stands in the input (no escapes). */
+static void dec_push_string(struct dec *d, int slot, const char *s, size_t n, int raw)
 {
     lua_State *L = d->L;
     struct dec_cache *c = d->cache;
@@ -324,6 +327,22 @@ static void dec_push_string(struct dec *d, int slot, const char *s, size_t n)
     lua_rawseti(L, UV_CSTRS, slot + 1);
     c->p[slot] = lua_tostring(L, -1);
     c->n[slot] = n;
+    c->raw[slot] = (unsigned char)raw;
+}
+
+/* When the input at p is '"', the bytes of the string cached in slot (read raw), '"' and then
+ * term: pushes that string and returns where term ends; else NULL, nothing pushed. Saves scanning
+ * an attribute name, or a value that repeats, before comparing it. */
+static inline const char *dec_cached_at(struct dec *d, int slot, const char *p, char term)
+{
+    struct dec_cache *c = d->cache;
+    size_t n = c->n[slot];
+    if (!c->raw[slot] || (size_t)(d->end - p) < n + 3 || p[0] != '"' || p[n + 1] != '"' ||
+        p[n + 2] != term || !dec_same(p + 1, c->p[slot], n))
+        return NULL;
+    c->misses[slot] = 0;
+    lua_rawgeti(d->L, UV_CSTRS, slot + 1);
+    return p + n + 3;
 }
 
 /* The common case inline: a quoted run of plain ASCII bytes, no escapes. */
@@ -489,11 +508,19 @@ static void dec_av_map(struct dec *d, int depth, int hint, const struct marshal_
         return;
     }
     for (;;) {
-        struct str k = dec_string(d, path);
-        struct marshal_path step = {path, k.raw, k.rawn, 0};
         int slot = depth == 1 && n < DEC_SLOTS ? n : -1;
-        dec_push_string(d, slot, k.s, k.n);
-        dec_expect(d, ':', &step);
+        const char *after = slot < 0 ? NULL : dec_cached_at(d, slot, d->p, ':');
+        struct marshal_path step = {path, d->p + 1, 0, 0};
+        if (after != NULL) { /* the same name as the last item's at this position */
+            step.klen = (size_t)(after - d->p) - 3;
+            d->p = after;
+        } else {
+            struct str k = dec_string(d, path);
+            step.key = k.raw;
+            step.klen = k.rawn;
+            dec_push_string(d, slot, k.s, k.n, k.s == k.raw);
+            dec_expect(d, ':', &step);
+        }
         d->slot = slot < 0 ? -1 : DEC_SLOTS + slot;
         dec_av(d, depth, &step);
         lua_rawset(L, tbl);
@@ -585,9 +612,15 @@ static void dec_av(struct dec *d, int depth, const struct marshal_path *path)
     int fast =
         d->end - p >= 6 && p[0] == '{' && p[1] == '"' && p[3] == '"' && p[4] == ':' && p[5] == '"';
     if (fast && p[2] == 'S') {
+        const char *after;
+        if (slot >= 0 && d->cache->misses[slot] < DEC_MAXMISS &&
+            (after = dec_cached_at(d, slot, p + 5, '}')) != NULL) {
+            d->p = after; /* the value the last item had here */
+            return;
+        }
         d->p += 5;
         struct str s = dec_string(d, path);
-        dec_push_string(d, slot, s.s, s.n);
+        dec_push_string(d, slot, s.s, s.n, s.s == s.raw);
         dec_expect(d, '}', path);
         return;
     }
@@ -622,7 +655,7 @@ static void dec_av(struct dec *d, int depth, const struct marshal_path *path)
 #define TAG(lit) (tag.n == sizeof(lit) - 1 && memcmp(tag.s, lit, tag.n) == 0)
     if (TAG("S")) {
         struct str s = dec_string(d, path);
-        dec_push_string(d, slot, s.s, s.n);
+        dec_push_string(d, slot, s.s, s.n, s.s == s.raw);
     } else if (TAG("N")) {
         dec_set_number(d, depth, path);
     } else if (TAG("BOOL")) {
@@ -772,11 +805,9 @@ static void dec_plain(struct dec *d, int depth, const struct marshal_path *path)
 
 typedef void (*dec_top_fn)(struct dec *d, int depth, const struct marshal_path *path);
 
-static int l_dec_run_mode(lua_State *L, dec_top_fn top, int plain)
+/* Decodes n bytes at s (alive until it returns) with the closure's upvalues; pushes the value. */
+static inline int l_dec_bytes(lua_State *L, const char *s, size_t n, dec_top_fn top, int plain)
 {
-    size_t n;
-    const char *s = luaL_checklstring(L, 1, &n);
-    lua_settop(L, 1);
     struct dec d;
     d.L = L;
     d.start = d.p = s;
@@ -796,6 +827,14 @@ static int l_dec_run_mode(lua_State *L, dec_top_fn top, int plain)
     return 1;
 }
 
+static int l_dec_run_mode(lua_State *L, dec_top_fn top, int plain)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_settop(L, 1);
+    return l_dec_bytes(L, s, n, top, plain);
+}
+
 static int l_dec_run(lua_State *L, dec_top_fn top) { return l_dec_run_mode(L, top, 0); }
 
 /* core.json_decode(json) -> plain JSON as Lua values (arrays marked, null as core.null) */
@@ -809,6 +848,16 @@ static int l_unmarshal_value(lua_State *L) { return l_dec_run(L, dec_av); }
 
 /* core.decode_reply(json) -> a reply with its items unmarshalled */
 static int l_decode_reply(lua_State *L) { return l_dec_run(L, dec_plain); }
+
+/* decode_http(handle) -> core.decode_reply of the reply body an http handle holds, read in place
+ * (no Lua string of it). Not in the module: h:request calls it (CORE_DECODE_HTTP). */
+static int l_decode_http(lua_State *L)
+{
+    size_t n;
+    const char *s = core_http_body(L, 1, &n);
+    lua_settop(L, 1);
+    return l_dec_bytes(L, s, n, dec_plain, 0);
+}
 
 void l_unmarshal_open(lua_State *L)
 {
@@ -827,5 +876,9 @@ void l_unmarshal_open(lua_State *L)
     struct dec_cache *c = lua_newuserdata(L, sizeof *c);
     memset(c, 0, sizeof *c);
     lua_createtable(L, 2 * DEC_SLOTS, 0);
+    for (int i = 0; i < 6; i++) /* the same six again, for decode_http */
+        lua_pushvalue(L, -6);
+    lua_pushcclosure(L, l_decode_http, 6);
+    lua_setfield(L, LUA_REGISTRYINDEX, CORE_DECODE_HTTP);
     luaL_setfuncs(L, funcs, 6);
 }

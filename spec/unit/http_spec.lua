@@ -204,6 +204,53 @@ describe("transport.curl", function()
             assert.equals('{"Item":{"pk":{"S":"TENANT#acme"}}}', res.body)
         end)
 
+        describe("with req.decode", function()
+            it("answers a 200 with the decoded reply and no body or headers", function()
+                local items = {}
+                for i = 1, 300 do
+                    items[i] = { PK = "TENANT#t", SK = "USER#" .. i, n = i, on = i % 2 == 0, gone = core.null,
+                        meta = '{"a":"\\"b\\""}' }
+                end
+                local body = core.encode_request({ Items = items, Count = #items })
+                local res = t:request({ url = base .. "/raw?crc=1", body = body, decode = true })
+                assert.equals(200, res.status)
+                assert.is_nil(res.body)
+                assert.is_nil(res.headers)
+                assert.same(core.decode_reply(body), res.reply)
+                assert.equals(300, #res.reply.Items)
+                assert.equals("USER#300", res.reply.Items[300].SK)
+                assert.equals(core.null, res.reply.Items[1].gone)
+                -- the same handle again, without decode: the body as it came
+                res = t:request({ url = base .. "/raw", body = body })
+                assert.equals(body, res.body)
+                assert.is_nil(res.reply)
+            end)
+
+            it("still checks x-amz-crc32 first", function()
+                local err = catch(t.request, t, { url = base .. "/crc-bad", body = "{}", decode = true })
+                is_transport_error(err, "crc32", true)
+                local res = t:request({ url = base .. "/crc-ok", decode = true })
+                assert.same({ Item = { pk = "TENANT#acme" } }, res.reply)
+            end)
+
+            it("returns any other status as body and headers, undecoded", function()
+                local res = t:request({ url = base .. "/status/400", decode = true })
+                assert.equals(400, res.status)
+                assert.is_nil(res.reply)
+                assert.truthy(res.body:find("InternalServerError", 1, true))
+                assert.equals("application/x-amz-json-1.0", res.headers["content-type"])
+            end)
+
+            it("raises the decoder's MarshalError for a 200 that is not DynamoDB JSON; the handle goes on", function()
+                local err = catch(t.request, t, { url = base .. "/raw", body = '{"Items":[{"a":{"S":"x"}', decode = true })
+                assert.equals(core.error_mt, getmetatable(err))
+                assert.equals("MarshalError", err.code)
+                assert.truthy(err.message:find("truncated", 1, true), err.message)
+                local res = t:request({ url = base .. "/raw", body = '{"Count":1}', decode = true })
+                assert.same({ Count = 1 }, res.reply)
+            end)
+        end)
+
         it("raises a retryable crc32 TransportError when x-amz-crc32 does not match", function()
             local err = catch(t.request, t, { url = base .. "/crc-bad", body = "{}" })
             is_transport_error(err, "crc32", true)

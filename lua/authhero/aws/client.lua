@@ -292,7 +292,7 @@ function _M.call(self, op, params)
     end
     local body = core.encode_request(params or {}) -- bad input raises here, before any request
     local transport = self._transport
-    local req = { method = "POST", url = self.endpoint, headers = nil, body = body }
+    local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true }
     local attempt, skew_fixed, creds_refreshed, reconnected, retry_cost = 0, false, false, false, 0
     while true do
         attempt = attempt + 1
@@ -301,7 +301,7 @@ function _M.call(self, op, params)
         local ok, res = pcall(transport.request, transport, req)
         local err
         if ok and res.status == 200 then
-            local reply = core.decode_reply(res.body)
+            local reply = res.reply or core.decode_reply(res.body)
             self._quota = math.min(QUOTA_INITIAL, self._quota + (retry_cost > 0 and retry_cost or NO_RETRY_REFILL))
             add_capacity(self.stats, op, reply.ConsumedCapacity)
             return reply

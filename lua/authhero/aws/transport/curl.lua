@@ -3,6 +3,9 @@
 --   local t = curl.new({ connect_timeout_ms = 2000, timeout_ms = 10000, verify = true, ca_file = nil })
 --   local res = t:request({ method = "POST", url = ..., headers = { {name, value}, ... }, body = ... })
 --   -- res = { status = 200, body = "...", headers = { ["x-amzn-requestid"] = ..., ... } }
+--   req.decode = true: a transport may answer a 200 with res = { status = 200, reply = ... } instead,
+--   the body already through core.decode_reply (this one does, from libcurl's buffer: no body
+--   string, no headers table); callers fall back to decoding res.body when reply is absent.
 --   t:close()
 -- Any HTTP status is a reply. When no valid reply arrives it raises the error object:
 -- status 0, code "TransportError", reason ("timeout", "connect", "reset", "dns", "tls", "crc32",
@@ -22,7 +25,9 @@ function _M.request(self, req)
     if type(req) ~= "table" then
         error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
     end
-    local status, body, headers = self._h:request(req.method or "POST", req.url, req.headers, req.body)
+    local decode = req.decode
+    local status, body, headers = self._h:request(req.method or "POST", req.url, req.headers, req.body, decode)
+    if decode and status == 200 then return { status = 200, reply = body } end
     return { status = status, body = body, headers = headers }
 end
 
