@@ -13,7 +13,8 @@
 -- Environment: BENCH_N calls per measurement (20000), BENCH_ROUNDS (3, best of), BENCH_CALLS
 -- (1000000; 0 skips the memory run), BENCH_BARE_C (path of the built bench/bare-curl.c: adds the
 -- pure-C loop as a second baseline), BENCH_REQ (DIR/req from gen, for the C loop), BENCH_LIB (a
--- folder searched before lua/, to compare a modified client.lua against the checked-in one).
+-- folder searched before lua/, to compare a modified client.lua against the checked-in one),
+-- BENCH_FLOOR_CPATH (where bench/floor.c's build is: adds the materialisation floor to Query).
 local script = arg and arg[0] or "bench/client.lua"
 local dir = script:match("^(.*)/[^/]*$") or "."
 local flavour = rawget(_G, "jit") and "jit" or "5.4"
@@ -26,6 +27,15 @@ package.cpath = (os.getenv("BENCH_CPATH") or (dir .. "/../build/" .. flavour .. 
 local core = require "authhero.aws.core"
 
 local aws_client = require "authhero.aws.client"
+
+-- bench/floor.c, built by scripts/bench-client (optional)
+local floor_cpath = os.getenv("BENCH_FLOOR_CPATH")
+local floor
+if floor_cpath and floor_cpath ~= "" then
+    local path = package.searchpath("floor", floor_cpath)
+    local open = path and package.loadlib(path, "luaopen_floor")
+    floor = open and open()
+end
 
 local ITEMS = 25
 local TABLE = "authhero"
@@ -230,6 +240,21 @@ for _, case in ipairs(cases) do
     end
     print(string.format("  %s client extra per call: wall %+.1f us, cpu %+.1f us, of which core.decode_reply %.1f us",
         op, (cw - bw) * us, (cc - bc) * us, dc * us))
+    -- the floor of any decoder returning plain tables (bench/floor.c): the same items built with no
+    -- JSON at all; with it, the best wall ratio an eager decoder could reach next to this client
+    local reply_items = op == "Query" and floor and core.decode_reply(b).Items
+    if reply_items then
+        local f = floor.new(reply_items)
+        local fc, tc = inf, inf
+        for _ = 1, 3 do
+            fc = math.min(fc, select(2, measure(function(n) for _ = 1, n do f:build() end end, decode_n)))
+            tc = math.min(tc, select(2, measure(function(n) for _ = 1, n do f:build(true) end end, decode_n)))
+        end
+        local other = (cw - bw) - dc -- the client's work besides decoding (signing, encoding, Lua)
+        print(string.format("  %s floor: the %d items as plain tables with no JSON %.1f us (tables alone %.1f us);"
+            .. " decode over the floor %.1f us; best wall ratio for any eager decoder here: %.2f", op, #reply_items,
+            fc * us, tc * us, (dc - fc) * us, (bw + other + fc) / bw))
+    end
     if xw < inf then
         print(string.format("  %s pure C libcurl loop: %.1f us/call wall, %.1f us/call cpu, %.0f requests/s;"
             .. " Lua bare loop / C: wall %.2f, cpu %.2f", op, xw * us, xc * us, 1 / xw, bw / xw, bc / xc))
