@@ -10,6 +10,10 @@
 
 #include "marshal.h"
 
+#if defined(__SSE2__) && defined(__GNUC__)
+#include <emmintrin.h>
+#endif
+
 #define UV_BUF    lua_upvalueindex(1)
 #define UV_ARRAY  lua_upvalueindex(2)
 #define UV_SET    lua_upvalueindex(3)
@@ -81,9 +85,25 @@ static inline void dec_expect(struct dec *d, char c, const struct marshal_path *
 }
 
 /* Skips the bytes a string may hold as they are (no '"', '\\', control or non-ASCII byte),
- * eight at a time. */
+ * sixteen at a time with SSE2, then eight at a time; the caller steps over the last few. */
 static inline const unsigned char *dec_skip_plain(const unsigned char *p, const unsigned char *end)
 {
+#if defined(__SSE2__) && defined(__GNUC__)
+    /* sixteen at a time where SSE2 is the baseline (x86-64): the exact offset of the first byte
+     * that is not plain; as a signed byte, one >= 0x80 is below 0x20 too */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit =
+            _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                         _mm_cmplt_epi8(v, space));
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m != 0)
+            return p + __builtin_ctz(m);
+        p += 16;
+    }
+#endif
     const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
     while (end - p >= 8) {
         uint64_t w;

@@ -458,6 +458,21 @@ describe("encode_request / decode_reply", function()
         end)
     end)
 
+    it("finds a quote, an escape, a control or a non-ASCII byte at every offset of a long string", function()
+        -- the string scanner takes 16 or 8 bytes at a time: put each kind of byte everywhere
+        for pos = 0, 40 do
+            local before, after = string.rep("a", pos), string.rep("b", 37 - pos % 19)
+            for _, special in ipairs({ '"', "\\", "\n", "\1", "é", "\u{10348}" }) do
+                local v = before .. special .. after
+                assert.equals(v, core.unmarshal_item(core.marshal_item({ s = v })).s)
+                assert.equals(v, core.decode_reply(core.encode_request({ s = v })).s)
+            end
+            marshal_error(core.unmarshal_value, '{"S":"' .. before .. "\1" .. after .. '"}')
+            marshal_error(core.unmarshal_value, '{"S":"' .. before .. "\255" .. after .. '"}')
+            marshal_error(core.decode_reply, '{"s":"' .. before .. after) -- no closing quote
+        end
+    end)
+
     it("round-trips a request through both directions", function()
         local params = { TableName = "t", Item = { PK = "a", l = { 1, 2 }, m = { x = "y" } }, Limit = 3 }
         local back = core.decode_reply(core.encode_request(params))
