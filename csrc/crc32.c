@@ -13,7 +13,8 @@ static int crc_ready; /* 1: tables built; written once, from the module opener *
 #if defined(__x86_64__) && defined(__GNUC__)
 #define CRC_CLMUL 1
 #include <immintrin.h>
-static int crc_use_clmul;
+static int crc_have_clmul; /* the CPU has PCLMULQDQ */
+static int crc_use_clmul;  /* and core.crc32 uses it (core.crc32_impl can switch it off) */
 #endif
 
 void core_crc32_init(void)
@@ -33,7 +34,7 @@ void core_crc32_init(void)
         }
 #ifdef CRC_CLMUL
     __builtin_cpu_init();
-    crc_use_clmul = __builtin_cpu_supports("pclmul");
+    crc_have_clmul = crc_use_clmul = __builtin_cpu_supports("pclmul");
 #endif
     crc_ready = 1;
 }
@@ -133,11 +134,8 @@ static int l_crc32_impl(lua_State *L)
     static const char *const names[] = {"tables", "clmul", NULL};
     int use = lua_isnoneornil(L, 1) ? -1 : luaL_checkoption(L, 1, NULL, names);
 #ifdef CRC_CLMUL
-    static int have = -1;
-    if (have < 0)
-        have = crc_use_clmul;
     if (use >= 0)
-        crc_use_clmul = use == 1 && have;
+        crc_use_clmul = use == 1 && crc_have_clmul;
     lua_pushstring(L, crc_use_clmul ? "clmul" : "tables");
 #else
     (void)use;
