@@ -68,6 +68,7 @@ build = {
         ["authhero.aws.errors"] = "lua/authhero/aws/errors.lua",
         ["authhero.aws.filter"] = "lua/authhero/aws/filter.lua",
         ["authhero.aws"] = "lua/authhero/aws/init.lua",
+        ["authhero.aws.registry"] = "lua/authhero/aws/registry.lua",
         ["authhero.aws.schema"] = "lua/authhero/aws/schema.lua",
         ["authhero.aws.store"] = "lua/authhero/aws/store.lua",
         ["authhero.aws.transport.cosocket"] = "lua/authhero/aws/transport/cosocket.lua",

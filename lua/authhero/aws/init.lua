@@ -9,28 +9,16 @@ _M.client = require "authhero.aws.client"
 _M.errors = require "authhero.aws.errors"
 _M.schema = require "authhero.aws.schema"
 
--- AuthHero adapter name -> module under authhero.aws.adapters
-local ADAPTERS = {
-    { "tenants", "tenants" }, { "users", "users" }, { "sessions", "sessions" }, { "clients", "clients" },
-    { "connections", "connections" }, { "codes", "codes" }, { "passwords", "passwords" },
-    { "organizations", "organizations" }, { "userOrganizations", "user_organizations" },
-    { "roles", "roles" }, { "rolePermissions", "role_permissions" }, { "customDomains", "custom_domains" },
-}
-
--- create_adapters(client, { tableName, now, new_id, max_page_size }) -> { tenants = ..., users = ..., ... }
--- Methods are called with a dot (adapters.users.get(tenant_id, user_id)); a colon call works too.
+-- create_adapters(client, { tableName, now, new_id, max_page_size, log_retention_days })
+-- -> { tenants = ..., users = ..., ..., transaction = fn }: one adapter per entity of the registry
+-- that has one (adapters/<module>.lua). Methods are called with a dot
+-- (adapters.users.get(tenant_id, user_id)); a colon call works too.
 function _M.create_adapters(client, opts)
     local store = require "authhero.aws.store"
     local ctx = store.new(client, opts)
     local adapters = {}
-    for _, a in ipairs(ADAPTERS) do
-        local modname = "authhero.aws.adapters." .. a[2]
-        local ok, mod = pcall(require, modname)
-        if ok then
-            adapters[a[1]] = mod(ctx, adapters)
-        elseif not tostring(mod):find("module '" .. modname .. "' not found", 1, true) then
-            error(mod, 0) -- a broken adapter is a bug, not a missing one
-        end
+    for _, E in ipairs(_M.schema.entities) do
+        if E.module then adapters[E.name] = require("authhero.aws.adapters." .. E.module)(ctx, adapters) end
     end
     return adapters
 end

@@ -1,8 +1,9 @@
--- The table: names, key attributes and indexes of AuthHero's single-table design, and
+-- The table: names, key attributes and indexes of AuthHero's single-table design, the entity
+-- registry compiled (key builders, prefixes, cascade edges; the data itself is registry.lua), and
 -- create_table, which makes exactly that table (or accepts a compatible existing one).
--- Entity key layouts arrive with the adapters; this file owns the table-level facts.
 local errors = require "authhero.aws.errors"
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 
 local _M = {}
 
@@ -14,76 +15,301 @@ _M.INDEXES = {
     GSI2 = { "GSI2PK", "GSI2SK" }, -- tenant by custom domain
 }
 
--- Every key of every entity (adapter contract §8), in one place. Each function returns a table of
--- key attributes; every value interpolated goes through core.key's escaping (§2.4); emails and
--- domains are lower-cased first. `prefix.X` are the sort-key prefixes range queries use.
-local key = core.key
-local function lower(s) return (s:lower()) end
+-- The entity registry (registry.lua), compiled: key builders, sort-key prefixes, entries by name
+-- and by entityType, cascade edges, index and TTL attributes of a record. Checked once at load; a
+-- mistake in the registry is a programming error raised here.
+local registry = require "authhero.aws.registry"
+local null = core.null
 
-_M.keys = {
-    tenant = function(t) return { PK = key("TENANT", t), SK = "TENANT" } end,
-    tenant_index = function(t) return { GSI1PK = "TENANTS", GSI1SK = key("TENANT", t) } end,
-    tenant_partition = function(t) return key("TENANT", t) end,
-
-    user = function(t, u) return { PK = key("TENANT", t), SK = key("USER", u) } end,
-    user_email_index = function(t, email) return { GSI1PK = key("TENANT", t, "EMAIL", lower(email)), GSI1SK = "USER" } end,
-    user_linked_index = function(t, primary, u)
-        return { GSI2PK = key("TENANT", t, "LINKED_TO", primary), GSI2SK = key("USER", u) }
+local MODS = {
+    lower = function(v) return (v:lower()) end,
+    pad5 = function(v)
+        if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > 99999 then
+            errors.validation("order must be an integer from 0 to 99999")
+        end
+        return string.format("%05d", v)
     end,
-    user_email_guard = function(t, email, provider)
-        return { PK = key("TENANT", t), SK = key("USER_EMAIL", lower(email), provider) }
-    end,
-    user_username_guard = function(t, username, provider)
-        return { PK = key("TENANT", t), SK = key("USER_USERNAME", lower(username), provider) }
-    end,
-    user_partition = function(t, u) return key("TENANT", t, "USER", u) end,
-
-    session = function(t, id) return { PK = key("TENANT", t), SK = key("SESSION", id) } end,
-    -- GSI1 partition of one user: sessions, memberships (and later refresh tokens, ...) by user
-    user_index_partition = function(t, u) return key("TENANT", t, "USER", u) end,
-    session_user_index = function(t, u, id) return { GSI1PK = key("TENANT", t, "USER", u), GSI1SK = key("SESSION", id) } end,
-
-    client = function(t, c) return { PK = key("TENANT", t), SK = key("CLIENT", c) } end,
-    client_id_pointer = function(c) return { PK = key("CLIENT_ID", c), SK = "CLIENT_ID" } end,
-
-    connection = function(t, id) return { PK = key("TENANT", t), SK = key("CONNECTION", id) } end,
-    connection_name_index = function(t, name)
-        return { GSI1PK = key("TENANT", t, "CONNECTION_NAME", name), GSI1SK = "CONNECTION" }
-    end,
-
-    code = function(t, id) return { PK = key("TENANT", t), SK = key("CODE", id) } end,
-
-    password = function(t, u, id) return { PK = key("TENANT", t, "USER", u), SK = key("PASSWORD", id) } end,
-
-    organization = function(t, o) return { PK = key("TENANT", t), SK = key("ORG", o) } end,
-    organization_name_guard = function(t, name) return { PK = key("TENANT", t), SK = key("ORG_NAME", name) } end,
-    organization_partition = function(t, o) return key("TENANT", t, "ORG", o) end,
-
-    member = function(t, o, u) return { PK = key("TENANT", t, "ORG", o), SK = key("MEMBER", u) } end,
-    member_user_index = function(t, u, o) return { GSI1PK = key("TENANT", t, "USER", u), GSI1SK = key("MEMBER", o) } end,
-    member_id_pointer = function(t, id) return { PK = key("TENANT", t), SK = key("MEMBER_ID", id) } end,
-
-    role = function(t, r) return { PK = key("TENANT", t), SK = key("ROLE", r) } end,
-    role_name_guard = function(t, name) return { PK = key("TENANT", t), SK = key("ROLE_NAME", name) } end,
-    role_partition = function(t, r) return key("TENANT", t, "ROLE", r) end,
-
-    -- permission id = {resource_server_identifier}#{permission_name}, each part escaped
-    role_permission = function(t, r, rs, perm)
-        return { PK = key("TENANT", t, "ROLE", r), SK = key("PERMISSION", rs, perm) }
-    end,
-
-    custom_domain = function(t, id) return { PK = key("TENANT", t), SK = key("CUSTOM_DOMAIN", id) } end,
-    custom_domain_index = function(domain) return { GSI2PK = key("DOMAIN", domain), GSI2SK = "CUSTOM_DOMAIN" } end,
-    domain_claim = function(domain) return { PK = key("DOMAIN", domain), SK = "CLAIM" } end,
+    day = function(v) return v:sub(1, 10) end,
 }
 
--- Sort-key prefixes for range reads; each ends in '#', so USER# never matches USER_EMAIL#.
-_M.prefix = {
-    user = "USER#", session = "SESSION#", client = "CLIENT#", connection = "CONNECTION#",
-    code = "CODE#", password = "PASSWORD#", organization = "ORG#", member = "MEMBER#",
-    member_id = "MEMBER_ID#", role = "ROLE#", permission = "PERMISSION#",
-    custom_domain = "CUSTOM_DOMAIN#", tenant = "TENANT#",
-}
+-- "A#{x:lower}[#B#{y}]" -> parts: { lit = "A" }, { field = "x", mod = "lower" }, { group = {...} }
+local function parse_template(s, where)
+    local root = {}
+    local stack, cur = { root }, ""
+    local function flush()
+        if cur == "" then return end
+        local parts = stack[#stack]
+        local f, mod, maybe = cur:match("^{([%w_]+):?(%w*)(%??)}$")
+        if f then
+            if mod ~= "" and not MODS[mod] then error(where .. ": unknown modifier " .. mod, 0) end
+            parts[#parts + 1] = { field = f, mod = mod ~= "" and mod or nil, empty_ok = maybe == "?" }
+        elseif cur:find("[{}%[%]]") then
+            error(where .. ": bad template segment " .. cur, 0)
+        else
+            parts[#parts + 1] = { lit = cur }
+        end
+        cur = ""
+    end
+    local i, n = 1, #s
+    while i <= n do
+        local c = s:sub(i, i)
+        if c == "#" then
+            flush()
+        elseif c == "[" then
+            flush()
+            if s:sub(i + 1, i + 1) ~= "#" then error(where .. ": an optional group starts with '#'", 0) end
+            local g = {}
+            local parts = stack[#stack]
+            parts[#parts + 1] = { group = g }
+            stack[#stack + 1] = g
+            i = i + 1
+        elseif c == "]" then
+            flush()
+            if #stack == 1 then error(where .. ": unbalanced ']'", 0) end
+            stack[#stack] = nil
+        else
+            cur = cur .. c
+        end
+        i = i + 1
+    end
+    flush()
+    if #stack ~= 1 then error(where .. ": unbalanced '['", 0) end
+    return root
+end
+
+local function fields_of(parts, out, seen)
+    out, seen = out or {}, seen or {}
+    for _, p in ipairs(parts) do
+        if p.field and not seen[p.field] then
+            seen[p.field] = true
+            out[#out + 1] = p.field
+        elseif p.group then
+            fields_of(p.group, out, seen)
+        end
+    end
+    return out, seen
+end
+
+-- Values of the parts (appended to out), or nil when a field has no usable value: nil, null, or ""
+-- unless the placeholder allows it (strict: "" is always allowed, and a missing value raises).
+local function render(parts, get, strict, out)
+    for _, p in ipairs(parts) do
+        if p.lit then
+            out[#out + 1] = p.lit
+        elseif p.field then
+            local v = get(p.field)
+            if v == nil or v == null then
+                if strict then error("key field " .. p.field .. " is missing", 4) end
+                return nil
+            end
+            if v == "" and not (p.empty_ok or strict) then return nil end
+            if p.mod then v = MODS[p.mod](v) end
+            out[#out + 1] = v
+        else
+            local sub = render(p.group, get, false, {})
+            local full = sub ~= nil
+            for _, f in ipairs(fields_of(p.group)) do
+                if get(f) == "" then full = false end
+            end
+            if full then
+                for _, v in ipairs(sub) do out[#out + 1] = v end
+            end
+        end
+    end
+    return out
+end
+
+local function build(parts, get, strict)
+    local vals = render(parts, get, strict, {})
+    if vals == nil then return nil end
+    for i, v in ipairs(vals) do vals[i] = core.key_escape(v) end
+    return table.concat(vals, "#")
+end
+
+-- The literal start of a sort key: "USER#{user_id}" -> "USER#", "TENANT" -> "TENANT".
+local function static_prefix(parts)
+    local lits = {}
+    for _, p in ipairs(parts) do
+        if not p.lit then return table.concat(lits, "#") .. "#" end
+        lits[#lits + 1] = p.lit
+    end
+    return table.concat(lits, "#")
+end
+
+-- A compiled template: t.pk / t.sk parts, t.fields (placeholder order: pk first, then sk).
+local function compile_template(def, where)
+    local t = { name = def.name, index = def.index, text_pk = def.pk, text_sk = def.sk }
+    t.pk = parse_template(def.pk, where .. " pk")
+    t.sk = def.sk and parse_template(def.sk, where .. " sk") or nil
+    local fields, seen = fields_of(t.pk)
+    if t.sk then fields_of(t.sk, fields, seen) end
+    t.fields = fields
+    t.pk_fields = fields_of(t.pk)
+    t.prefix = t.sk and static_prefix(t.sk) or nil
+    local pk_attr, sk_attr = "PK", "SK"
+    if def.index then pk_attr, sk_attr = def.index .. "PK", def.index .. "SK" end
+    t.pk_attr, t.sk_attr = pk_attr, sk_attr
+    return t
+end
+
+-- Key attributes of template t from a getter; nil when sparse and a field has no value.
+local function key_values(t, get, strict)
+    local pk = build(t.pk, get, strict)
+    if pk == nil then return nil end
+    if not t.sk then return pk end
+    local sk = build(t.sk, get, strict)
+    if sk == nil then return nil end
+    return { [t.pk_attr] = pk, [t.sk_attr] = sk }
+end
+-- key_attrs(t, record) -> the key attributes of template t for a record, or nil when a field has
+-- no value (the sparse rule: an index key is written only when all of its fields have one).
+function _M.key_attrs(t, record)
+    return key_values(t, function(f) return record[f] end, false)
+end
+
+-- partition_of(t, get) -> the partition key value of template t, fields from get(field), or nil.
+function _M.partition_of(t, get)
+    return build(t.pk, get, false)
+end
+
+-- keys.<name>(v1, v2, ...) in placeholder order, or keys.<name>{ field = v, ... }; a missing value
+-- is a programming error, "" is allowed (e.g. to name a partition).
+local function builder(t)
+    return function(first, ...)
+        local get
+        if type(first) == "table" then
+            get = function(f) return first[f] end
+        else
+            local args = { first, ... }
+            local pos = {}
+            for i, f in ipairs(t.fields) do pos[f] = i end
+            get = function(f) return args[pos[f]] end
+        end
+        return key_values(t, get, true)
+    end
+end
+
+_M.keys, _M.prefix, _M.templates = {}, {}, {}
+local by_name, by_type = {}, {}
+_M.entities, _M.by_type = {}, by_type
+
+local function add_template(def, where)
+    if _M.keys[def.name] then error(where .. ": template name " .. def.name .. " used twice", 0) end
+    local t = compile_template(def, where)
+    _M.templates[def.name] = t
+    _M.keys[def.name] = builder(t)
+    if t.prefix then _M.prefix[def.name] = t.prefix end
+    return t
+end
+
+for name, pk in pairs(registry.partitions) do add_template({ name = name, pk = pk }, "partition " .. name) end
+
+local function set_of(list)
+    local s = {}
+    for _, v in ipairs(list or {}) do s[v] = true end
+    return s
+end
+
+local RESERVED = set_of({ "PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entityType", "ttl" })
+
+for _, def in ipairs(registry.entities) do
+    local where = "registry: " .. def.name
+    if by_name[def.name] then error(where .. ": entity listed twice", 0) end
+    if by_type[def.entity_type] then error(where .. ": entityType " .. def.entity_type .. " used twice", 0) end
+    local E = {}
+    for k, v in pairs(def) do E[k] = v end
+    E.tenant_field = def.tenant_field or (def.name == "tenants" and "id" or "tenant_id")
+    E.item = add_template(def.key, where .. " key")
+    if def.scope == "tenant" and def.key.pk:sub(1, #"TENANT#{tenant_id}") ~= "TENANT#{tenant_id}" then
+        error(where .. ": a tenant-scoped key starts with TENANT#{tenant_id}", 0)
+    end
+    E.indexes = {}
+    for _, ix in ipairs(def.indexes or {}) do E.indexes[#E.indexes + 1] = add_template(ix, where .. " " .. ix.name) end
+    E.helpers = {}
+    for _, h in ipairs(def.helpers or {}) do
+        local t = add_template(h, where .. " " .. h.name)
+        for k, v in pairs(h) do if t[k] == nil then t[k] = v end end
+        E.helpers[#E.helpers + 1] = t
+        if by_type[h.entity_type] and by_type[h.entity_type].entity ~= E then
+            error(where .. ": entityType " .. h.entity_type .. " used twice", 0)
+        end
+        by_type[h.entity_type] = by_type[h.entity_type] or { entity = E, helper = t }
+    end
+    for f in pairs(def.json or {}) do
+        if RESERVED[f] then error(where .. ": " .. f .. " is a reserved attribute", 0) end
+    end
+    if def.sortable == "q" then
+        E.sortable = {}
+        for f in pairs(def.q.fields) do E.sortable[f] = true end
+    else
+        E.sortable = set_of(def.sortable)
+    end
+    E.children = {}
+    E.prefix = E.item.prefix
+    by_name[def.name] = E
+    by_type[def.entity_type] = { entity = E }
+    _M.entities[#_M.entities + 1] = E
+end
+
+-- cascade edges: parent -> { child, template (whose pk the parent's fields fill), map }
+for _, C in ipairs(_M.entities) do
+    for _, p in ipairs(C.parents or {}) do
+        local P = by_name[p[1]]
+        if not P then error("registry: " .. C.name .. ": unknown parent " .. tostring(p[1]), 0) end
+        local via, t = p.via or "item", nil
+        if via == "item" then
+            t = C.item
+        else
+            for _, ix in ipairs(C.indexes) do
+                if ix.index == via then t = ix end
+            end
+        end
+        if not t then error("registry: " .. C.name .. ": no " .. via .. " key to find it from " .. P.name, 0) end
+        P.children[#P.children + 1] = { child = C, template = t, map = p.map or {}, via = via }
+    end
+end
+
+-- entity(name) -> the compiled entry of an AuthHero adapter name
+function _M.entity(name)
+    local E = by_name[name]
+    if not E then error("unknown entity " .. tostring(name), 2) end
+    return E
+end
+
+-- index_attrs(E, record) -> set (index key attributes for every index whose fields all have a
+-- value), absent (names of the index attributes of the others, for REMOVE on update)
+function _M.index_attrs(E, record)
+    local set, absent = {}, {}
+    for _, t in ipairs(E.indexes) do
+        local a = _M.key_attrs(t, record)
+        if a then
+            for k, v in pairs(a) do set[k] = v end
+        else
+            absent[#absent + 1] = t.pk_attr
+            absent[#absent + 1] = t.sk_attr
+        end
+    end
+    return set, absent
+end
+
+-- ttl(E, record, retention_days) -> epoch seconds, or nil when the entity has none or no source
+-- field has a value. A source value that is not a timestamp gives nil (callers validate first).
+function _M.ttl(E, record, retention_days)
+    local def = E.ttl
+    if not def then return nil end
+    for _, f in ipairs(def.from) do
+        local v = record[f]
+        if v ~= nil and v ~= null then
+            local ms = util.parse_iso(v)
+            if ms then
+                local s = math.floor(ms / 1000)
+                if def.retention then s = s + (retention_days or 30) * 86400 end
+                return s
+            end
+        end
+    end
+    return nil
+end
 
 -- table_name([name]) -> name, else DYNAMODB_TABLE_NAME, else "authhero".
 function _M.table_name(name)

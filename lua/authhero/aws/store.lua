@@ -395,14 +395,20 @@ end
 -- naming `what` when some still could not be deleted.
 function _M.delete_items(self, items, what)
     if #items == 0 then return 0 end
-    local reqs = {}
-    for i, it in ipairs(items) do reqs[i] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } } end
+    local reqs, seen = {}, {}
+    for _, it in ipairs(items) do
+        local id = key_id(it)
+        if not seen[id] then -- one batch may not name a key twice
+            seen[id] = true
+            reqs[#reqs + 1] = { DeleteRequest = { Key = { PK = it.PK, SK = it.SK } } }
+        end
+    end
     local left = self.client:batch_write(self.table, reqs)
     if #left > 0 then
         errors.raise(0, "UnprocessedItems", #left .. " items of " .. what .. " could not be deleted; try again",
             { unprocessed = left })
     end
-    return #items
+    return #reqs
 end
 
 -- reading ranges ------------------------------------------------------------------------------------
@@ -447,6 +453,133 @@ function _M.delete_range(self, opts)
     local o = util.shallow_copy(opts)
     o.include_expired = true
     return self:delete_items(self:query_all(o), "range " .. tostring(opts.pk))
+end
+
+-- cascades (the registry's parents edges) ------------------------------------------------------
+
+-- removal_items(E, item, opts) -> what removing the record `item` (a raw item of entity E) takes
+-- along, as raw items, in a safe deletion order: every record found through the registry's
+-- parents edges, recursively, each preceded by its helper items and followed by nothing it owns;
+-- then the item's own helpers; then the item itself. Helpers that name owners (guards, pointers)
+-- are included only when they are this record's (read consistently, in batches). Expired items are
+-- included. opts.without_self leaves out the item and its own helpers. Reads only.
+-- A base-table partition built from the parent's key (TENANT#{t}, TENANT#{t}#USER#{u}, ...) is
+-- the parent's entirely (read whole, whatever lives there); an index partition yields only the
+-- edges' entities (read by sort-key prefix when there is one edge); a partition without a
+-- placeholder (KEYS) only the tenant's items. Items of another tenant are never taken.
+function _M.removal_items(self, E, item, opts)
+    opts = opts or {}
+    local schema = require "authhero.aws.schema"
+    local t = item[E.tenant_field]
+    local visited, entries, checks = {}, {}, {}
+
+    local function mine(it, global)
+        if global then return it.tenant_id == t end
+        return it.tenant_id == nil or it.tenant_id == t
+    end
+
+    local visit
+    local function children(CE, it)
+        local groups, order = {}, {}
+        for _, edge in ipairs(CE.children) do
+            local tpl = edge.template
+            local pk = schema.partition_of(tpl, function(f)
+                if f == "tenant_id" then return t end -- one cascade stays in one tenant
+                return it[edge.map[f] or f]
+            end)
+            if pk then
+                local gid = (tpl.index or "") .. "\0" .. pk
+                local g = groups[gid]
+                if not g then
+                    g = { pk = pk, index = tpl.index, edges = {}, global = #tpl.pk_fields == 0 }
+                    groups[gid] = g
+                    order[#order + 1] = g
+                end
+                g.edges[#g.edges + 1] = edge
+            end
+        end
+        for _, g in ipairs(order) do
+            -- a base-table partition the parent's key names is read whole; otherwise by prefix
+            local whole = g.index == nil and not g.global
+            local prefix = not whole and #g.edges == 1 and g.edges[1].template.prefix or nil
+            local found = self:query_all({ pk = g.pk, index = g.index, prefix = prefix, consistent = g.index == nil,
+                include_expired = true })
+            for _, f in ipairs(found) do
+                if mine(f, g.global) then
+                    local bt = schema.by_type[f.entityType]
+                    local child
+                    for _, edge in ipairs(g.edges) do
+                        if bt and not bt.helper and bt.entity == edge.child then child = edge.child end
+                    end
+                    if whole and not child and bt and not bt.helper then child = bt.entity end
+                    if child then
+                        visit(child, f)
+                    elseif whole and not visited[key_id(f)] then
+                        visited[key_id(f)] = true
+                        entries[#entries + 1] = { item = f, checks = {} }
+                    end
+                end
+            end
+        end
+    end
+
+    local function helpers(CE, it, entry)
+        for _, h in ipairs(CE.helpers) do
+            local k = schema.key_attrs(h, it)
+            if k and not visited[key_id(k)] then
+                visited[key_id(k)] = true
+                local want = {}
+                for _, a in ipairs(h.owner or {}) do want[a] = it[(h.fields and h.fields[a]) or a] end
+                local c = { key = k, want = want }
+                entry.checks[#entry.checks + 1] = c
+                checks[#checks + 1] = c
+            end
+        end
+    end
+
+    visit = function(CE, it, root)
+        local id = key_id(it)
+        if visited[id] then return end
+        visited[id] = true
+        children(CE, it)
+        if root and opts.without_self then return end
+        local entry = { item = it, checks = {} }
+        helpers(CE, it, entry)
+        entries[#entries + 1] = entry
+    end
+    visit(E, item, true)
+
+    -- owner checks of helper items, in batches of 100 consistent reads
+    if #checks > 0 then
+        local ks = {}
+        for i, c in ipairs(checks) do ks[i] = c.key end
+        local got, left = self.client:batch_get(self.table, ks, { ConsistentRead = true })
+        if #left > 0 then
+            errors.raise(0, "UnprocessedKeys", #left .. " helper items could not be read; try again",
+                { unprocessed = left })
+        end
+        local stored = {}
+        for _, it in ipairs(got) do stored[key_id(it)] = it end
+        for _, c in ipairs(checks) do
+            local s = stored[key_id(c.key)]
+            if s then
+                local own = true
+                for a, v in pairs(c.want) do
+                    if s[a] ~= v then own = false end
+                end
+                c.item = own and s or nil
+            end
+        end
+    end
+
+    local out = {}
+    for _, e in ipairs(entries) do
+        for _, c in ipairs(e.checks) do
+            if c.item then out[#out + 1] = c.item end
+        end
+        if not (opts.without_self and e.item == item) then out[#out + 1] = e.item end
+    end
+    return out
 end
 
 -- listing (contract §3) ---------------------------------------------------------------------------
@@ -515,7 +648,8 @@ local function page_list(records, params, keyset, limit, fp, items_key)
         for i = skip + 1, math.min(skip + limit, #records) do list[#list + 1] = records[i] end
         if params.include_totals then res.total = #records end
     end
-    res.length = #list
+    -- with include_totals, length holds the total (AuthHero's routes report it; contract §9.3 #4)
+    res.length = res.total or #list
     res[items_key] = list
     return res
 end
@@ -672,7 +806,7 @@ function _M.list(self, opts)
             if need_total then res.total = seen end
         end
     end
-    res.length = #list
+    res.length = res.total or #list -- as in page_list
     res[opts.items_key] = list
     return res
 end

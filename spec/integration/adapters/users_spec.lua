@@ -450,7 +450,8 @@ describe("users adapter", function()
                 assert.equals(7, r.total)
                 assert.equals(page * 2, r.start)
                 assert.equals(2, r.limit)
-                assert.equals(page < 3 and 2 or 1, r.length)
+                assert.equals(page < 3 and 2 or 1, #r.users)
+                assert.equals(7, r.length) -- the total, with include_totals (contract §9.3 #4)
                 assert.is_nil(r.next)
                 for _, u in ipairs(r.users) do seen[#seen + 1] = u.user_id end
             end
@@ -460,9 +461,11 @@ describe("users adapter", function()
             assert.same({ "auth2|dave", "email|bob" }, ids_of(r.users))
             local e = L({ page = 0, per_page = 1, include_totals = true, q = "email:alice@example.com" })
             assert.equals(2, e.total)
-            assert.equals(1, e.length)
+            assert.equals(2, e.length)
+            assert.equals(1, #e.users)
             local past = L({ page = 10, per_page = 5, include_totals = true })
-            assert.equals(0, past.length)
+            assert.equals(0, #past.users)
+            assert.equals(7, past.length)
             assert.equals(7, past.total)
             assert.is_nil(L({ per_page = 2 }).total)
         end)
@@ -531,7 +534,8 @@ describe("users adapter", function()
             end
             local r = U.list(big, { page = 2, per_page = 25, include_totals = true })
             assert.equals(60, r.total)
-            assert.equals(10, r.length)
+            assert.equals(60, r.length)
+            assert.equals(10, #r.users)
             assert.equals("auth2|u051", r.users[1].user_id)
             assert.same(want, (fx.keyset_walk(function(o) return U.list(big, o) end, "users", "user_id", 7)))
             local f = U.list(big, { q = "login_count:>50", include_totals = true, per_page = 3 })
@@ -699,7 +703,7 @@ describe("users adapter", function()
             fx.raw_put({ PK = m.PK, SK = m.SK, GSI1PK = ix.GSI1PK, GSI1SK = ix.GSI1SK, entityType = "USER_ORGANIZATION",
                 id = id, user_id = user_id, organization_id = org, tenant_id = tenant })
             local ptr = keys.member_id_pointer(tenant, id)
-            fx.raw_put({ PK = ptr.PK, SK = ptr.SK, entityType = "MEMBER_ID_POINTER", organization_id = org,
+            fx.raw_put({ PK = ptr.PK, SK = ptr.SK, entityType = "USER_ORGANIZATION_ID", id = id, organization_id = org,
                 user_id = user_id, tenant_id = tenant })
         end
 

@@ -11,17 +11,15 @@ local util = require "authhero.aws.util"
 local keys = schema.keys
 local null = core.null
 
-local ARRAYS = { "callbacks", "allowed_origins", "web_origins", "client_aliases", "allowed_clients", "connections",
-    "allowed_logout_urls", "grant_types", "signing_keys" }
-local OBJECTS = { "session_transfer", "oidc_logout", "jwt_configuration", "encryption_key", "addons",
-    "client_metadata", "mobile", "native_social_login", "refresh_token", "default_organization",
-    "client_authentication_methods", "signed_request_object", "token_quota", "registration_metadata" }
 -- object fields AuthHero's client schema defaults to {} (the others stay absent when not given)
 local OBJECT_DEFAULTS = { "addons", "client_metadata", "mobile", "native_social_login" }
 
-local E = { entity_type = "CLIENT", hidden = { tenant_id = true }, json = {}, drop = { tenant_id = true } }
-for _, f in ipairs(ARRAYS) do E.json[f] = "array" end
-for _, f in ipairs(OBJECTS) do E.json[f] = "object" end
+local E = schema.entity("clients")
+local ARRAYS, OBJECTS = {}, {}
+for f, kind in pairs(E.json) do
+    local list = kind == "array" and ARRAYS or OBJECTS
+    list[#list + 1] = f
+end
 
 local DEFAULTS = {
     global = false, app_type = "regular_web", is_first_party = true, oidc_conformant = true,
@@ -31,18 +29,6 @@ local DEFAULTS = {
     token_endpoint_auth_method = "client_secret_basic", organization_usage = "deny",
     organization_require_behavior = "no_prompt",
 }
-
-local Q = {
-    fields = {
-        client_id = { type = "string" }, name = { type = "string" }, app_type = { type = "string" },
-        owner_user_id = { type = "string" }, registration_type = { type = "string" },
-        global = { type = "boolean" }, is_first_party = { type = "boolean" },
-        token_endpoint_auth_method = { type = "string" }, organization_usage = { type = "string" },
-        created_at = { type = "string" }, updated_at = { type = "string" },
-    },
-    search = { { field = "name", mode = "substring" }, { field = "client_id", mode = "substring" } },
-}
-local SORTABLE = { name = true, client_id = true, created_at = true, updated_at = true }
 
 local function absent(v)
     return v == nil or v == null
@@ -118,8 +104,8 @@ return function(ctx)
         store.need_string(tenant_id, "tenant_id")
         params = params or {}
         local res = ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.client,
-            to_record = to_record, items_key = "clients", sortable = SORTABLE,
+            params = params, spec = E.q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.client,
+            to_record = to_record, items_key = "clients", sortable = E.sortable,
             fast_paths = { client_id = function(v) return { M.get(tenant_id, v) } end },
         })
         local out = { clients = res.clients }

@@ -10,7 +10,7 @@ local util = require "authhero.aws.util"
 local keys = schema.keys
 local null = core.null
 
-local E = { entity_type = "CODE", hidden = { tenant_id = true }, drop = { tenant_id = true } }
+local E = schema.entity("codes")
 
 local CODE_TYPES = {
     password_reset = true, email_verification = true, otp = true, mfa_otp = true,
@@ -18,16 +18,6 @@ local CODE_TYPES = {
 }
 local CHALLENGE_METHODS = { plain = true, S256 = true }
 local TIME_FIELDS = { "expires_at", "used_at" }
-
-local Q = {
-    fields = {
-        code_id = { type = "string" }, code_type = { type = "string" }, login_id = { type = "string" },
-        user_id = { type = "string" }, connection_id = { type = "string" }, used_at = { type = "string" },
-        expires_at = { type = "string" }, created_at = { type = "string" },
-    },
-    search = { { field = "code_id", mode = "substring" }, { field = "login_id", mode = "substring" } },
-}
-local SORTABLE = { created_at = true, expires_at = true, code_id = true }
 
 local function check_type(v)
     if not CODE_TYPES[v] then errors.validation("code_type must be one of the code types, got %s", tostring(v)) end
@@ -80,8 +70,8 @@ return function(ctx)
     function M.list(tenant_id, params)
         store.need_string(tenant_id, "tenant_id")
         return ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.code,
-            to_record = to_record, items_key = "codes", sortable = SORTABLE,
+            params = params, spec = E.q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.code,
+            to_record = to_record, items_key = "codes", sortable = E.sortable,
             fast_paths = { code_id = function(v)
                 local k = keys.code(tenant_id, v)
                 local item = ctx:get_item(k.PK, k.SK, true)

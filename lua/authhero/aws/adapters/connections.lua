@@ -1,7 +1,7 @@
 -- connections (contract §4.5): PK TENANT#{t} / SK CONNECTION#{id}, with the name index GSI1
 -- TENANT#{t}#CONNECTION_NAME#{name} / CONNECTION (rewritten on rename) serving `q = "name:…"`.
--- Names are not unique. remove detaches the connection from clients through the clientConnections
--- adapter when that adapter is present; organization connections referencing it are left.
+-- Names are not unique. remove detaches the connection from clients (the client-connection items
+-- the registry lists under it); organization connections referencing it are left.
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -10,23 +10,7 @@ local util = require "authhero.aws.util"
 local keys = schema.keys
 local null = core.null
 
-local E = {
-    entity_type = "CONNECTION", hidden = { tenant_id = true },
-    json = { options = "object", enabled_clients = "array", metadata = "object" },
-    drop = { tenant_id = true },
-}
-
-local Q = {
-    fields = {
-        id = { type = "string" }, name = { type = "string" }, display_name = { type = "string" },
-        strategy = { type = "string" }, is_system = { type = "boolean" },
-        is_domain_connection = { type = "boolean" }, show_as_button = { type = "boolean" },
-        created_at = { type = "string" }, updated_at = { type = "string" },
-    },
-    search = { { field = "name", mode = "substring" }, { field = "display_name", mode = "substring" },
-        { field = "strategy", mode = "substring" } },
-}
-local SORTABLE = { name = true, strategy = true, display_name = true, created_at = true, updated_at = true }
+local E = schema.entity("connections")
 
 -- A copy of v without null-valued map entries, at every depth (AuthHero does this for Terraform
 -- payloads). Array elements are kept as they are; marker metatables survive the copy.
@@ -50,7 +34,7 @@ local function normalize(r)
     if r.is_system ~= nil and r.is_system ~= true then r.is_system = null end
 end
 
-return function(ctx, adapters)
+return function(ctx)
     local function to_record(item)
         local r = store.to_record(E, item)
         if r and r.is_system ~= true then r.is_system = nil end
@@ -107,8 +91,8 @@ return function(ctx, adapters)
     function M.list(tenant_id, params)
         store.need_string(tenant_id, "tenant_id")
         return ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.connection,
-            to_record = to_record, items_key = "connections", sortable = SORTABLE,
+            params = params, spec = E.q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.connection,
+            to_record = to_record, items_key = "connections", sortable = E.sortable,
             fast_paths = { name = function(v) return by_name(tenant_id, v) end },
         })
     end
@@ -130,19 +114,16 @@ return function(ctx, adapters)
         return ctx:update_item(keys.connection(tenant_id, id), set, remove)
     end
 
+    -- Detaches the connection from the clients that use it (what it owns per the registry), then
+    -- deletes it.
     function M.remove(tenant_id, id)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(id, "id")
         local k = keys.connection(tenant_id, id)
-        local old = ctx:delete_item(k.PK, k.SK)
-        if old == nil then return false end
-        local cc = adapters and adapters.clientConnections
-        if cc and cc.listByConnection and cc.removeClientFromConnection then
-            for _, client_id in ipairs(cc.listByConnection(tenant_id, id) or {}) do
-                cc.removeClientFromConnection(tenant_id, id, client_id)
-            end
-        end
-        return true
+        local cur = ctx:get_item(k.PK, k.SK, true)
+        if cur == nil then return false end
+        ctx:delete_items(ctx:removal_items(E, cur, { without_self = true }), "connection " .. id)
+        return ctx:delete_item(k.PK, k.SK) ~= nil
     end
 
     return store.adapter(M)

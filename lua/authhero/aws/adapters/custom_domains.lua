@@ -9,10 +9,7 @@ local store = require "authhero.aws.store"
 
 local keys = schema.keys
 
-local E = {
-    entity_type = "CUSTOM_DOMAIN", hidden = { tenant_id = true, created_at = true, updated_at = true },
-    json = { verification = "object", domain_metadata = "object" },
-}
+local E = schema.entity("customDomains")
 local TYPES = { auth0_managed_certs = true, self_managed_certs = true }
 local STATUSES = { disabled = true, pending = true, pending_verification = true, ready = true }
 local TAKEN = "Custom domain already exists"

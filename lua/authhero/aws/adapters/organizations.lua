@@ -1,28 +1,14 @@
 -- organizations (contract §4.8): PK TENANT#{t} / SK ORG#{id} and the name guard ORG_NAME#{name}
--- (unique names, consistent get-by-name). remove cascades to the organization partition (members
--- with their id pointers, organization connections) and its invites; organization-scoped roles are
--- left ([may]). The module is callable; `record(item)` is shared with user_organizations.
+-- (unique names, consistent get-by-name). remove cascades through the registry to what the
+-- organization owns (its partition: members with their id pointers, organization connections; its
+-- invites); organization-scoped roles are left ([may]). The module is callable; `record(item)` is shared with user_organizations.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
 
 local keys = schema.keys
-local INVITE_PREFIX = "INVITE#" -- invites' GSI1 sort-key prefix (contract §6, invites)
-
-local E = {
-    entity_type = "ORGANIZATION", hidden = { tenant_id = true },
-    json = { branding = "object", metadata = "object", enabled_connections = "array", token_quota = "object" },
-}
-
-local Q = {
-    fields = {
-        id = { type = "string" }, name = { type = "string" }, display_name = { type = "string" },
-        created_at = { type = "string" },
-    },
-    search = { { field = "name", mode = "substring" }, { field = "display_name", mode = "substring" } },
-}
-local SORTABLE = { name = true, display_name = true, created_at = true }
+local E = schema.entity("organizations")
 
 -- The record an organization item stands for (nil for any other item).
 local function record(item)
@@ -97,8 +83,8 @@ local function new(ctx)
     function M.list(t, params)
         store.need_string(t, "tenant_id")
         return ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(t), prefix = schema.prefix.organization,
-            to_record = record, items_key = "organizations", sortable = SORTABLE, consistent = true,
+            params = params, spec = E.q, pk = keys.tenant_partition(t), prefix = schema.prefix.organization,
+            to_record = record, items_key = "organizations", sortable = E.sortable, consistent = true,
             fast_paths = {
                 id = function(v) return { get_by_id(t, v) } end,
                 name = function(v) return { get_by_name(t, v) } end,
@@ -130,32 +116,16 @@ local function new(ctx)
         return rename(t, id, set, remove, patch.name)
     end
 
-    -- Members (with their id pointers), organization connections and invites of the organization.
-    local function cascade(t, id)
-        local items = {}
-        local part = keys.organization_partition(t, id)
-        for _, it in ipairs(ctx:query_all({ pk = part, consistent = true, include_expired = true })) do
-            items[#items + 1] = it
-            if it.entityType == "USER_ORGANIZATION" and type(it.id) == "string" then
-                items[#items + 1] = keys.member_id_pointer(t, it.id)
-            end
-        end
-        for _, it in ipairs(ctx:query_all({ pk = part, index = "GSI1", prefix = INVITE_PREFIX, include_expired = true })) do
-            if it.entityType == "INVITE" and it.tenant_id == t then items[#items + 1] = it end
-        end
-        ctx:delete_items(items, "organization " .. id)
-    end
-
     function M.remove(t, id)
         store.need_string(t, "tenant_id")
         store.need_string(id, "id")
         local k = keys.organization(t, id)
         local cur = ctx:get_item(k.PK, k.SK, true)
         if not record(cur) then return false end
+        -- what the organization owns goes first (store.removal_items), then it and its name guard
+        ctx:delete_items(ctx:removal_items(E, cur, { without_self = true }), "organization " .. id)
         local guard = type(cur.name) == "string" and keys.organization_name_guard(t, cur.name) or nil
-        if not ctx:remove_guarded(k, guard, store.owned_by("organization_id", id)) then return false end
-        cascade(t, id)
-        return true
+        return ctx:remove_guarded(k, guard, store.owned_by("organization_id", id))
     end
 
     return store.adapter(M)

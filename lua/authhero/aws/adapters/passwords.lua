@@ -8,7 +8,7 @@ local store = require "authhero.aws.store"
 
 local keys, prefix = schema.keys, schema.prefix
 
-local E = { entity_type = "PASSWORD", hidden = { tenant_id = true } }
+local E = schema.entity("passwords")
 
 local function opt_boolean(v, name)
     if v ~= nil and type(v) ~= "boolean" then errors.validation("%s must be a boolean", name) end

@@ -9,7 +9,7 @@ local store = require "authhero.aws.store"
 
 local keys = schema.keys
 
-local ENTITY = "ROLE_PERMISSION"
+local ENTITY = schema.entity("rolePermissions").entity_type
 
 -- Validates the permissions argument (400) and returns the distinct pairs, in the caller's order.
 local function pairs_of(permissions)
@@ -129,7 +129,7 @@ return function(ctx)
         if per_page < 1 then per_page = 1 end
         if per_page > ctx.max_page_size then per_page = ctx.max_page_size end
         local all = {}
-        for _, it in ipairs(ctx:query_all({ pk = keys.role_partition(t, role_id), prefix = schema.prefix.permission,
+        for _, it in ipairs(ctx:query_all({ pk = keys.role_partition(t, role_id), prefix = schema.prefix.role_permission,
             consistent = true })) do
             local r = record(it)
             if r then all[#all + 1] = r end

@@ -1,6 +1,6 @@
 -- roles (contract §4.10): PK TENANT#{t} / SK ROLE#{id}, plus the name guard ROLE_NAME#{name} that
--- keeps names unique per tenant. remove cascades to the role's permission partition
--- TENANT#{t}#ROLE#{id} and to the user-role assignments found through GSI2 ROLE_USERS (§5.6).
+-- keeps names unique per tenant. remove cascades through the registry to the role's permission
+-- partition TENANT#{t}#ROLE#{id} and to the user-role assignments found through GSI2 ROLE_USERS.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
@@ -8,20 +8,7 @@ local store = require "authhero.aws.store"
 
 local keys = schema.keys
 
-local E = { entity_type = "ROLE", hidden = { tenant_id = true }, json = { metadata = "object" } }
-
-local Q = {
-    fields = {
-        id = { type = "string" }, name = { type = "string" }, description = { type = "string" },
-        is_system = { type = "boolean", default = false },
-    },
-    search = { { field = "name", mode = "substring" } },
-}
-local SORTABLE = { name = true, created_at = true }
-
--- userRoles' GSI2 partition (contract §5.6); not in schema.keys yet.
-local function role_users_index_pk(t, r) return core.key("TENANT", t, "ROLE_USERS", r) end
-local ROLE_USERS_PREFIX = "USER#"
+local E = schema.entity("roles")
 
 local function record(item)
     local r = store.to_record(E, item)
@@ -91,8 +78,8 @@ return function(ctx)
     function M.list(t, params)
         store.need_string(t, "tenant_id")
         return ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(t), prefix = schema.prefix.role,
-            to_record = record, items_key = "roles", sortable = SORTABLE, consistent = true,
+            params = params, spec = E.q, pk = keys.tenant_partition(t), prefix = schema.prefix.role,
+            to_record = record, items_key = "roles", sortable = E.sortable, consistent = true,
             fast_paths = { id = function(v) return { get_by_id(t, v) } end },
         })
     end
@@ -126,26 +113,16 @@ return function(ctx)
         return rename(t, id, set, remove, patch.name)
     end
 
-    -- The role's permissions and the user-role assignments that name it.
-    local function cascade(t, id)
-        local items = ctx:query_all({ pk = keys.role_partition(t, id), consistent = true, include_expired = true })
-        for _, it in ipairs(ctx:query_all({ pk = role_users_index_pk(t, id), index = "GSI2",
-            prefix = ROLE_USERS_PREFIX })) do
-            if it.entityType == "USER_ROLE" and it.tenant_id == t and it.role_id == id then items[#items + 1] = it end
-        end
-        ctx:delete_items(items, "role " .. id)
-    end
-
     function M.remove(t, id)
         store.need_string(t, "tenant_id")
         store.need_string(id, "id")
         local k = keys.role(t, id)
         local cur = ctx:get_item(k.PK, k.SK, true)
         if not record(cur) then return false end
+        -- the role's permissions and assignments go first (store.removal_items), then it and its guard
+        ctx:delete_items(ctx:removal_items(E, cur, { without_self = true }), "role " .. id)
         local guard = type(cur.name) == "string" and keys.role_name_guard(t, cur.name) or nil
-        if not ctx:remove_guarded(k, guard, store.owned_by("role_id", id)) then return false end
-        cascade(t, id)
-        return true
+        return ctx:remove_guarded(k, guard, store.owned_by("role_id", id))
     end
 
     return store.adapter(M)

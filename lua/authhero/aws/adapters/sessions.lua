@@ -11,27 +11,10 @@ local util = require "authhero.aws.util"
 local keys = schema.keys
 local null = core.null
 
-local E = {
-    entity_type = "SESSION", hidden = { tenant_id = true },
-    json = { device = "object", clients = "array" },
-    drop = { tenant_id = true },
-}
+local E = schema.entity("sessions")
 
 local TIME_FIELDS = { "expires_at", "idle_expires_at", "authenticated_at", "last_interaction_at", "revoked_at",
     "used_at" }
-
-local Q = {
-    fields = {
-        id = { type = "string" }, user_id = { type = "string" }, login_session_id = { type = "string" },
-        revoked_at = { type = "string" }, used_at = { type = "string" }, expires_at = { type = "string" },
-        idle_expires_at = { type = "string" }, authenticated_at = { type = "string" },
-        last_interaction_at = { type = "string" }, created_at = { type = "string" },
-        updated_at = { type = "string" },
-    },
-    search = { { field = "user_id", mode = "exact" }, { field = "id", mode = "substring" } },
-}
-local SORTABLE = { created_at = true, updated_at = true, expires_at = true, idle_expires_at = true,
-    last_interaction_at = true, authenticated_at = true }
 
 -- Time fields of a record or patch, normalized in place (400 on a malformed value); null stays null.
 local function normalize_times(r)
@@ -107,8 +90,8 @@ return function(ctx)
     function M.list(tenant_id, params)
         store.need_string(tenant_id, "tenant_id")
         return ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.session,
-            to_record = to_record, items_key = "sessions", sortable = SORTABLE,
+            params = params, spec = E.q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.session,
+            to_record = to_record, items_key = "sessions", sortable = E.sortable,
             fast_paths = { user_id = function(v) return by_user(tenant_id, v) end },
         })
     end

@@ -11,12 +11,9 @@ local organizations = require "authhero.aws.adapters.organizations"
 
 local keys = schema.keys
 
-local MEMBER, POINTER = "USER_ORGANIZATION", "USER_ORGANIZATION_ID"
-local E = { entity_type = MEMBER }
+local E = schema.entity("userOrganizations")
+local MEMBER, POINTER = E.entity_type, "USER_ORGANIZATION_ID"
 local EP = { entity_type = POINTER }
-
-local Q = { fields = { user_id = { type = "string" }, organization_id = { type = "string" } } }
-local SORTABLE = { created_at = true }
 local FIELDS = { "id", "user_id", "organization_id", "created_at", "updated_at" }
 
 local function failed(reason)
@@ -129,10 +126,10 @@ return function(ctx)
         store.need_table(params, "params")
         local q = params.q
         if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
-        local ast = q and filter.parse(q, Q) or nil
+        local ast = q and filter.parse(q, E.q) or nil
         local u = ast and filter.equality(ast, "user_id")
         local o = ast and filter.equality(ast, "organization_id")
-        local opts = { params = params, spec = Q, items_key = "userOrganizations", sortable = SORTABLE }
+        local opts = { params = params, spec = E.q, items_key = "userOrganizations", sortable = E.sortable }
         if u then
             opts.index, opts.pk, opts.prefix = "GSI1", keys.member_user_index(t, u, "").GSI1PK, schema.prefix.member
             opts.to_record = reader(MEMBER, t)
@@ -140,7 +137,7 @@ return function(ctx)
             opts.pk, opts.prefix, opts.consistent = keys.organization_partition(t, o), schema.prefix.member, true
             opts.to_record = reader(MEMBER, t)
         else
-            opts.pk, opts.prefix, opts.consistent = keys.tenant_partition(t), schema.prefix.member_id, true
+            opts.pk, opts.prefix, opts.consistent = keys.tenant_partition(t), schema.prefix.member_id_pointer, true
             opts.to_record = reader(POINTER, t)
         end
         return ctx:list(opts)

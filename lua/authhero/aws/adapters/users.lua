@@ -2,8 +2,9 @@
 -- lookup); GSI2 TENANT#{t}#LINKED_TO#{primary} / USER#{u} (linked accounts); guard items
 -- USER_EMAIL#{email}#{provider} and USER_USERNAME#{username}#{provider} in the tenant partition keep
 -- (email, provider) and (username, provider) unique. `identities` is computed on read, never stored.
--- remove cascades to linked users, the user partition (passwords, roles, permissions) and every
--- item indexed under GSI1 TENANT#{t}#USER#{u} (sessions, refresh tokens, memberships, ...).
+-- remove cascades to linked users and, through the registry, to everything a user owns: the user
+-- partition (passwords, roles, permissions) and the records indexed under GSI1 TENANT#{t}#USER#{u}
+-- (sessions, refresh tokens, memberships, ...), each with its helper items.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
@@ -13,11 +14,7 @@ local util = require "authhero.aws.util"
 local keys, prefix = schema.keys, schema.prefix
 local null = core.null
 
-local E = {
-    entity_type = "USER",
-    json = { app_metadata = "object", user_metadata = "object", address = "object" },
-    drop = { identities = true, password = true },
-}
+local E = schema.entity("users")
 local GUARD = { entity_type = "USER_GUARD" }
 
 -- patch fields that never reach the item
@@ -27,26 +24,6 @@ local KEYED = { "email", "username", "provider", "linked_to" }
 local STRINGS = { "user_id", "provider", "email", "username", "linked_to", "connection", "phone_number" }
 local BOOLEANS = { "email_verified", "phone_verified", "is_social", "blocked", "verify_email" }
 local TIMES = { "last_login", "registration_completed_at" }
-
-local Q = {
-    fields = {
-        user_id = { type = "string" }, email = { type = "string", ci = true },
-        email_verified = { type = "boolean" }, username = { type = "string" },
-        phone_number = { type = "string" }, phone_verified = { type = "boolean" },
-        name = { type = "string" }, given_name = { type = "string" }, family_name = { type = "string" },
-        nickname = { type = "string" }, picture = { type = "string" }, locale = { type = "string" },
-        linked_to = { type = "string" }, provider = { type = "string" }, connection = { type = "string" },
-        is_social = { type = "boolean" }, blocked = { type = "boolean" }, last_ip = { type = "string" },
-        last_login = { type = "string" }, login_count = { type = "number", default = 0 },
-        created_at = { type = "string" }, updated_at = { type = "string" },
-    },
-    search = {
-        { field = "email", mode = "substring" }, { field = "name", mode = "substring" },
-        { field = "phone_number", mode = "substring" }, { field = "user_id", mode = "exact" },
-    },
-}
-local SORTABLE = {}
-for f in pairs(Q.fields) do SORTABLE[f] = true end
 
 local function present(v)
     return v ~= nil and v ~= null and v ~= ""
@@ -127,14 +104,6 @@ return function(ctx, adapters)
         if r.is_social == nil then r.is_social = false end
         if r.login_count == nil then r.login_count = 0 end
         return r
-    end
-
-    -- every item of a range, expired ones included (for deletes)
-    -- every item of a range, expired ones included (what remove must delete)
-    local function all_items(opts)
-        local o = util.shallow_copy(opts)
-        o.include_expired = true
-        return ctx:query_all(o)
     end
 
     -- users of tenant t whose linked_to is primary (GSI2; eventually consistent), as items
@@ -346,8 +315,8 @@ return function(ctx, adapters)
     function M.list(t, params)
         store.need_string(t, "tenant_id")
         local res = ctx:list({
-            params = params, spec = Q, pk = keys.tenant_partition(t), prefix = prefix.user,
-            to_record = to_record, items_key = "users", sortable = SORTABLE,
+            params = params, spec = E.q, pk = keys.tenant_partition(t), prefix = prefix.user,
+            to_record = to_record, items_key = "users", sortable = E.sortable,
             fast_paths = {
                 user_id = function(v)
                     local r = get_record(t, v)
@@ -447,9 +416,9 @@ return function(ctx, adapters)
         store.conflict("User was modified concurrently; try again")
     end
 
-    -- remove(t, user_id) -> boolean. Deletes the user and the users linked to it, with their
-    -- guards, partitions (passwords, roles, permissions) and GSI1-indexed items (sessions,
-    -- refresh tokens, authentication methods, memberships and their id pointers).
+    -- remove(t, user_id) -> boolean. Deletes the user and the users linked to it, each with all it
+    -- owns (store.removal_items: partitions, GSI1-indexed records, guards, membership pointers);
+    -- every user goes after what it owns, so a failure part-way leaves something to retry.
     function M.remove(t, user_id, options) -- luacheck: no unused args
         store.need_string(t, "tenant_id")
         store.need_string(user_id, "user_id")
@@ -458,38 +427,10 @@ return function(ctx, adapters)
         if not primary or primary.entityType ~= E.entity_type then return false end
         local victims = linked_items(t, user_id)
         victims[#victims + 1] = primary
-
-        local dels, seen, last = {}, {}, {}
-        local function del(key, list)
-            local id = key.PK .. "\0" .. key.SK
-            if seen[id] then return end
-            seen[id] = true
-            list = list or dels
-            list[#list + 1] = key
-        end
+        local dels = {}
         for _, v in ipairs(victims) do
-            local u = v.user_id
-            for _, it in ipairs(all_items({ pk = keys.user_partition(t, u), consistent = true })) do del(it) end
-            -- GSI1 TENANT#{t}#USER#{u}: the same string as the user partition key, in the index's key space
-            for _, it in ipairs(all_items({ index = "GSI1", pk = keys.user_index_partition(t, u) })) do
-                if it.tenant_id == nil or it.tenant_id == t then
-                    del(it)
-                    if type(it.GSI1SK) == "string" and it.GSI1SK:sub(1, #prefix.member) == prefix.member
-                        and type(it.id) == "string" and it.id ~= "" then
-                        del(keys.member_id_pointer(t, it.id))
-                    end
-                end
-            end
-            local guards = { email_guard(t, v.email, v.provider) or false,
-                username_guard(t, v.username, v.provider) or false }
-            for _, g in ipairs(guards) do
-                local gi = g and ctx:get_item(g.PK, g.SK, true)
-                if gi and gi.user_id == u then del(g, last) end
-            end
-            del(keys.user(t, u), last)
+            for _, it in ipairs(ctx:removal_items(E, v)) do dels[#dels + 1] = it end
         end
-        -- the users and their guards go last, so a failure part-way leaves something to retry
-        for _, d in ipairs(last) do dels[#dels + 1] = d end
         ctx:delete_items(dels, "user " .. user_id)
         return true
     end
