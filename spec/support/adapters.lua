@@ -115,6 +115,45 @@ function M.raw_delete(key)
     M.client():call("DeleteItem", { TableName = M.table_name(), Key = { PK = key.PK, SK = key.SK } })
 end
 
+-- race(n, body) -> outputs: runs `body`, the Lua source of a function(adapters, i) -> string, in n
+-- separate lua5.4 processes that start together (they wait on a barrier file) against the shared
+-- table, and returns each process's result in process order; a process that raised returns
+-- "error: <code or message>". For guards and conditional writes under real concurrency.
+function M.race(n, body)
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. ddb.shell_quote(dir)))
+    local script = dir .. "/racer.lua"
+    local f = assert(io.open(script, "w"))
+    f:write(string.format([[
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+package.cpath = "build/5.4/?.so;" .. package.cpath
+local aws = require "authhero.aws"
+local i = tonumber(arg[1])
+local client = aws.client.new({ region = "us-east-1", endpoint = %q,
+    credentials = { accessKeyId = "fakeMyKeyId", secretAccessKey = "fakeSecretAccessKey" } })
+local adapters = aws.create_adapters(client, { tableName = %q })
+local body = assert(load(%q))()
+local go = %q
+while not io.open(go, "r") do os.execute("sleep 0.01") end
+local ok, res = pcall(body, adapters, i)
+if ok then io.write(tostring(res)) else
+    io.write("error: ", type(res) == "table" and tostring(res.code) or tostring(res)) end
+]], ddb.endpoint(), M.table_name(), "return " .. body, dir .. "/go"))
+    f:close()
+    local procs = {}
+    for i = 1, n do procs[i] = assert(io.popen("lua5.4 " .. ddb.shell_quote(script) .. " " .. i .. " 2>&1", "r")) end
+    os.execute("sleep 0.3")
+    assert(io.open(dir .. "/go", "w")):close()
+    local out = {}
+    for i, p in ipairs(procs) do
+        out[i] = p:read("*a")
+        p:close()
+    end
+    os.execute("rm -rf " .. ddb.shell_quote(dir))
+    return out
+end
+
 -- ids(list[, field]) -> each record's field (default "id"), in order.
 function M.ids(list, field)
     field = field or "id"
