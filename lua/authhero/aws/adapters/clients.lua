@@ -1,8 +1,7 @@
 -- clients (contract §4.4): PK TENANT#{t} / SK CLIENT#{client_id}, plus the global client-id pointer
 -- CLIENT_ID#{client_id} / CLIENT_ID written and deleted with the client in one transaction: it
 -- makes client ids unique across tenants and answers getByClientId with consistent reads.
--- Not done here: remove does not cascade to client grants, client connections or registration
--- tokens (their adapters own those keys).
+-- remove cascades through the registry to what the client owns.
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -124,12 +123,16 @@ return function(ctx)
         return ctx:update_item(keys.client(tenant_id, client_id), set, remove)
     end
 
-    -- Deletes the client and its pointer in one transaction. A pointer that names another tenant
-    -- (not written by this library) is left alone.
+    -- Deletes what the client owns per the registry (its grants, client connections, ...), then
+    -- the client and its pointer in one transaction. A pointer that names another tenant (not
+    -- written by this library) is left alone.
     function M.remove(tenant_id, client_id)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(client_id, "client_id")
         local k = keys.client(tenant_id, client_id)
+        local cur = ctx:get_item(k.PK, k.SK, true)
+        if cur == nil then return false end
+        ctx:delete_items(ctx:removal_items(E, cur, { without_self = true }), "client " .. client_id)
         local tx = ctx:tx()
         tx:delete(k, function(st) return "attribute_exists(" .. st.name("PK") .. ")" end)
         tx:delete(keys.client_id_pointer(client_id), function(st)
