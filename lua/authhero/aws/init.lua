@@ -20,6 +20,14 @@ function _M.create_adapters(client, opts)
     for _, E in ipairs(_M.schema.entities) do
         if E.module then adapters[E.name] = require("authhero.aws.adapters." .. E.module)(ctx, adapters) end
     end
+    -- transaction(fn) -> fn(adapters)'s results (contract §7): DynamoDB cannot wrap an arbitrary
+    -- sequence of reads and writes, so there is no atomicity and no rollback; the adapters that must
+    -- keep several items in step use TransactWriteItems themselves.
+    function adapters.transaction(fn, ...)
+        if fn == adapters then fn = ... end
+        if type(fn) ~= "function" then error("bad argument #1 to 'transaction' (function expected)", 2) end
+        return fn(adapters)
+    end
     return adapters
 end
 
