@@ -454,7 +454,7 @@ describe("authhero-dynamo", function()
             assert.same(s.counts, stats(t).counts) -- the whole table holds just this tenant
             local rc, out = cli(t, "stats --tenant acme")
             assert.equals(0, rc)
-            assert.truthy(out:find("USER_GUARD%s+users: email/username guards%s+6"), out)
+            assert.truthy(out:find("USER_GUARD%s+users: guard items%s+6"), out)
             assert.truthy(out:find(": 44 items", 1, true), out)
         end)
     end)

@@ -32,9 +32,12 @@
 --   sortable      fields `sort` accepts in offset mode
 --   parents       list of { parent, via = "item"|"GSI1"|"GSI2", map = { child_field = parent_field } }:
 --                 removing the parent removes this entity's records found through that key
---   cli           { id, order, import = { method, args, clock }, export = { ... } } (cli/records.lua)
---   describe      how the CLI names an item in messages ({field} = a quoted value of the item or
---                 of its key); helpers carry their own
+--   cli           { id, import = { method, args, clock }, export = { mode, under, call, args, items,
+--                 collect } }: how the command line imports (cli/records.lua) and exports
+--                 (cli/export.lua) the entity; entities without `cli` are neither
+--   describe      how the CLI names an item in messages: {field} is the value, quoted, of the item's
+--                 attribute or of its key's placeholder ({field:raw} unquoted); helpers carry their
+--                 own, and `whose` names the owner of a stored guard or pointer the same way
 local _M = {}
 
 local T = "TENANT#{tenant_id}"
@@ -90,12 +93,12 @@ _M.entities = {
         helpers = {
             { name = "user_email_guard", entity_type = "USER_GUARD", kind = "guard", pk = T,
                 sk = "USER_EMAIL#{email:lower}#{provider}", owner = { "tenant_id", "user_id" },
-                use = "one user per (email, provider)", describe = "user email {email} (provider {provider})",
+                use = "one user per (email, provider)", describe = "user email {email} (provider {provider:raw})",
                 whose = "user {user_id}" },
             { name = "user_username_guard", entity_type = "USER_GUARD", kind = "guard", pk = T,
                 sk = "USER_USERNAME#{username:lower}#{provider}", owner = { "tenant_id", "user_id" },
                 use = "one user per (username, provider); q username:",
-                describe = "user username {username} (provider {provider})", whose = "user {user_id}" },
+                describe = "user username {username} (provider {provider:raw})", whose = "user {user_id}" },
         },
         json = { app_metadata = "object", user_metadata = "object", address = "object" },
         drop = { identities = true, password = true },
@@ -123,7 +126,7 @@ _M.entities = {
         key = { name = "password", pk = T .. "#USER#{user_id}", sk = "PASSWORD#{id}" },
         hidden = { tenant_id = true },
         parents = { { "users" } },
-        cli = { id = "id", export = { mode = "per", parent = "users", call = "list", args = { "tenant", "@user_id" } } },
+        cli = { id = "id", export = { under = "users", mode = "all", args = { "tenant", "@user_id" } } },
     },
     {
         name = "sessions", module = "sessions", entity_type = "SESSION", scope = "tenant",
@@ -281,8 +284,7 @@ _M.entities = {
             sk = "PERMISSION#{resource_server_identifier}#{permission_name}" },
         parents = { { "roles", via = "item", map = { role_id = "id" } } },
         cli = { import = { method = "assign", args = { "tenant", "@role_id", "[record]", "options" } },
-            export = { mode = "per", parent = "roles", call = "list",
-                args = { "tenant", "@id", { page = "#page", per_page = 1000 } }, paging = "offset" } },
+            export = { under = "roles", mode = "pages", args = { "tenant", "@id", { page = "${page}", per_page = 1000 } } } },
         describe = "permission {permission_name} of {resource_server_identifier} on role {role_id}",
     },
     {
@@ -302,7 +304,7 @@ _M.entities = {
         json = { verification = "object", domain_metadata = "object" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
         parents = { { "tenants" } },
-        cli = { id = "custom_domain_id", export = { mode = "array" } },
+        cli = { id = "custom_domain_id", export = { mode = "all", args = { "tenant" } } },
         describe = "custom domain id {custom_domain_id}",
     },
 
@@ -357,8 +359,10 @@ _M.entities = {
         },
         sortable = { "created_at", "current_since", "kid" },
         parents = { { "tenants" } },
-        cli = { id = "kid", import = { args = { "record", "options" } }, export = { mode = "keys" } },
+        cli = { id = "kid", import = { args = { "record", "options" } }, export = { mode = "pages", items = "signingKeys",
+            args = { { q = "tenant_id:${tenant}", page = "${page}", per_page = 1000 } } } },
         describe = "signing key {kid}",
+        owner = { "tenant_id", "kid" }, whose = "tenant {tenant_id}",
     },
     {
         name = "clientGrants", module = false --[[ client_grants ]], entity_type = "CLIENT_GRANT", scope = "tenant",
@@ -418,7 +422,7 @@ _M.entities = {
         },
         parents = { { "users", via = "GSI1" }, { "roles", via = "GSI2", map = { role_id = "id" } } },
         cli = { import = { args = { "tenant", "@user_id", "@role_id", "@organization_id", "options" } },
-            export = { mode = "per", parent = "users", call = "list", args = { "tenant", "@user_id" }, raw = true } },
+            export = { mode = "none" } }, -- userRoles.list returns roles without their scope
         describe = "role {role_id} of user {user_id} (organization {organization_id})",
     },
     {
@@ -433,7 +437,7 @@ _M.entities = {
         },
         parents = { { "users", via = "GSI1" } },
         cli = { import = { args = { "tenant", "@user_id", "record", "@organization_id", "options" } },
-            export = { mode = "per", parent = "users", call = "list", args = { "tenant", "@user_id" } } },
+            export = { under = "users", mode = "all", args = { "tenant", "@user_id" } } },
         describe = "permission {permission_name} of {resource_server_identifier} for user {user_id}",
     },
     {
@@ -443,7 +447,7 @@ _M.entities = {
         json = { colors = "object", font = "object" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
         parents = { { "tenants" } },
-        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single" } },
+        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
         name = "themes", module = false --[[ themes ]], entity_type = "THEME", scope = "tenant",
@@ -499,7 +503,7 @@ _M.entities = {
         key = { name = "prompt_settings", pk = T, sk = "PROMPT_SETTINGS" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
         parents = { { "tenants" } },
-        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single" } },
+        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
         name = "clientConnections", module = false --[[ client_connections ]], entity_type = "CLIENT_CONNECTION",
@@ -513,8 +517,8 @@ _M.entities = {
         },
         parents = { { "clients" }, { "connections", via = "GSI1", map = { connection_id = "id" } } },
         cli = { import = { method = "updateByClient", args = { "tenant", "@client_id", "@connection_ids" } },
-            export = { mode = "per", parent = "clients", call = "listByClient", args = { "tenant", "@client_id" },
-                collect = "connection_ids" } },
+            export = { under = "clients", mode = "all", call = "listByClient", args = { "tenant", "@client_id" },
+                collect = { field = "connection_ids", from = "id", base = { client_id = "@client_id" } } } },
         describe = "connection {connection_id} of client {client_id}",
     },
 

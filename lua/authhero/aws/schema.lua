@@ -167,6 +167,32 @@ function _M.key_attrs(t, record)
     return key_values(t, function(f) return record[f] end, false)
 end
 
+-- fields_of_key(t, key) -> the placeholder values a key of template t was built from (unescaped;
+-- modifiers are not undone), or nil when the key does not have the template's shape. The inverse of
+-- the builders, for naming items in messages and checking keys.
+local function match_parts(parts, key, out)
+    if #parts == 0 and key == nil then return true end
+    if type(key) ~= "string" then return false end
+    local got = core.key_parts(key)
+    if #got ~= #parts then return false end
+    for i, p in ipairs(parts) do
+        if p.group then return false end -- optional groups: not reversible by position
+        if p.lit then
+            if got[i] ~= p.lit then return false end
+        else
+            out[p.field] = got[i]
+        end
+    end
+    return true
+end
+
+function _M.fields_of_key(t, key)
+    local out = {}
+    if not match_parts(t.pk, key[t.pk_attr], out) then return nil end
+    if t.sk and not match_parts(t.sk, key[t.sk_attr], out) then return nil end
+    return out
+end
+
 -- partition_of(t, get) -> the partition key value of template t, fields from get(field), or nil.
 function _M.partition_of(t, get)
     return build(t.pk, get, false)

@@ -22,6 +22,7 @@ _M.spec = {
 }
 
 local null = core.null
+local unpack = table.unpack or _G.unpack -- luacheck: ignore 143 (5.1 and LuaJIT have only unpack)
 
 local function is_sequence(t)
     local n = #t
@@ -96,57 +97,131 @@ function _M.run(cli, opts)
         bar:update(n)
     end
 
-    -- keyset walk of a list() that returns { <key> = records, next = cursor } (or totals.next)
-    local function walk(list, key, fn)
+    -- The registry says how each entity is read (cli.export): mode "walk" (a keyset walk of
+    -- list(t, { take, from }), the default), "pages" (offset pages of 1000), "all" (one call returns
+    -- them all), "single" (one record or nil), "none" (not exported), "users" (users with their
+    -- linked users, below); `under` nests an entity under each exported record of another (a role's
+    -- permissions follow the role), `call`/`args`/`items` name the method, its arguments ("tenant",
+    -- "@field" of the parent record, strings with ${take}, ${from}, ${page}, ${tenant} filled in)
+    -- and the result's list; `collect` folds the results into one record (a client's connections).
+    local records = require "authhero.aws.cli.records"
+    local schema = require "authhero.aws.schema"
+    local under = {}
+    for _, name in ipairs(records.ENTITIES) do
+        local x = schema.entity(name).cli.export
+        if x and x.under then
+            under[x.under] = under[x.under] or {}
+            table.insert(under[x.under], name)
+        end
+    end
+
+    local function fill(v, parent, vars)
+        if type(v) == "table" then
+            local c = {}
+            for k, x in pairs(v) do c[k] = fill(x, parent, vars) end
+            return c
+        elseif v == "tenant" then
+            return t
+        elseif type(v) == "string" and v:sub(1, 1) == "@" then
+            return parent[v:sub(2)]
+        elseif type(v) == "string" then
+            local whole = v:match("^%${(%w+)}$")
+            if whole then return vars[whole] end
+            return (v:gsub("%${(%w+)}", function(k) return tostring(vars[k]) end))
+        end
+        return v
+    end
+    local DEFAULT_ARGS = { "tenant", { take = "${take}", from = "${from}" } }
+
+    -- primary users by keyset; each primary's linked users follow it (from the linked_to index)
+    local function each_user(fn)
         local from
         repeat
-            local page = list(t, { take = 1000, from = from })
-            for _, r in ipairs(page[key]) do fn(r) end
-            from = page.next or (page.totals and page.totals.next)
+            local page = adapters.users.list(t, { take = 1000, from = from })
+            for _, u in ipairs(page.users) do
+                fn(u)
+                if u.identities and #u.identities > 1 then
+                    local p = 0
+                    while true do
+                        local res = adapters.users.list(t, { q = "linked_to:" .. quoted(u.user_id), page = p,
+                            per_page = 1000 })
+                        for _, l in ipairs(res.users) do fn(l) end
+                        if #res.users < 1000 then break end
+                        p = p + 1
+                    end
+                end
+            end
+            from = page.next
         until from == nil
     end
-    -- offset walk, for lists without keyset mode
-    local function pages(list, fn)
-        local page = 0
-        while true do
-            local rows = list(page)
-            for _, r in ipairs(rows) do fn(r) end
-            if #rows < 1000 then break end
-            page = page + 1
+
+    local each -- each(name, fn[, parent]): calls fn(record) for every record of entity name
+    local function emit_tree(name, r)
+        emit(name, r)
+        for _, child in ipairs(under[name] or {}) do
+            each(child, function(c) emit_tree(child, c) end, r)
         end
     end
 
-    emit("tenants", tenant)
-    walk(adapters.connections.list, "connections", function(r) emit("connections", r) end)
-    walk(adapters.clients.list, "clients", function(r) emit("clients", r) end)
-    walk(adapters.roles.list, "roles", function(r)
-        emit("roles", r)
-        pages(function(p) return adapters.rolePermissions.list(t, r.id, { page = p, per_page = 1000 }) end,
-            function(perm) emit("rolePermissions", perm) end)
-    end)
-    walk(adapters.organizations.list, "organizations", function(r) emit("organizations", r) end)
-    for _, d in ipairs(adapters.customDomains.list(t)) do emit("customDomains", d) end
-
-    local function user_and_passwords(u)
-        emit("users", u)
-        for _, p in ipairs(adapters.passwords.list(t, u.user_id)) do emit("passwords", p) end
-    end
-    -- keyset mode lists primary users; each primary's linked users come from the linked_to index
-    walk(adapters.users.list, "users", function(u)
-        user_and_passwords(u)
-        if u.identities and #u.identities > 1 then
-            local page = 0
-            while true do
-                local res = adapters.users.list(t, { q = "linked_to:" .. quoted(u.user_id), page = page, per_page = 1000 })
-                for _, l in ipairs(res.users) do user_and_passwords(l) end
-                if #res.users < 1000 then break end
-                page = page + 1
+    function each(name, fn, parent)
+        local E = schema.entity(name)
+        local x = E.cli.export or {}
+        local mode = x.mode or "walk"
+        if mode == "none" or mode == "self" then return end
+        local method = adapters[name][x.call or "list"]
+        local argspec = x.args or DEFAULT_ARGS
+        local function call(vars)
+            local a = fill(argspec, parent or {}, vars)
+            return method(unpack(a, 1, #argspec))
+        end
+        local function rows(res)
+            if x.items then return res[x.items] end
+            if res[E.module] then return res[E.module] end
+            if res[name] then return res[name] end
+            return res
+        end
+        if x.collect then
+            local c = x.collect
+            local ids = {}
+            for _, r in ipairs(rows(call({}))) do ids[#ids + 1] = r[c.from] end
+            if #ids > 0 then
+                local rec = fill(c.base, parent or {}, {})
+                rec[c.field] = ids
+                fn(rec)
             end
+        elseif mode == "walk" then
+            local from
+            repeat
+                local page = call({ take = 1000, from = from })
+                for _, r in ipairs(rows(page)) do fn(r) end
+                from = page.next or (page.totals and page.totals.next)
+            until from == nil
+        elseif mode == "pages" then
+            local p = 0
+            while true do
+                local list = rows(call({ page = p, tenant = quoted(t) }))
+                for _, r in ipairs(list) do fn(r) end
+                if #list < 1000 then break end
+                p = p + 1
+            end
+        elseif mode == "all" then
+            for _, r in ipairs(rows(call({}))) do fn(r) end
+        elseif mode == "single" then
+            local r = call({})
+            if r ~= nil then fn(r) end
+        elseif mode == "users" then
+            -- keyset mode lists primary users; each primary's linked users come from the linked_to index
+            each_user(fn)
         end
-    end)
-    walk(adapters.userOrganizations.list, "userOrganizations", function(r) emit("userOrganizations", r) end)
-    walk(adapters.sessions.list, "sessions", function(r) emit("sessions", r) end)
-    walk(adapters.codes.list, "codes", function(r) emit("codes", r) end)
+    end
+
+    emit_tree("tenants", tenant)
+    for _, name in ipairs(records.ENTITIES) do
+        local x = schema.entity(name).cli.export
+        if name ~= "tenants" and not (x and x.under) then
+            each(name, function(r) emit_tree(name, r) end)
+        end
+    end
 
     if out ~= io.stdout then out:close() else out:flush() end
     bar:finish(n)

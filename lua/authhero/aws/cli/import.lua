@@ -347,7 +347,7 @@ function _M.run(cli, opts, pos)
     local function needs_check(t, items)
         if opts.no_check then return false end
         for _, it in ipairs(items) do
-            if it.entityType == "CLIENT_ID_POINTER" or it.entityType == "CUSTOM_DOMAIN_CLAIM" then return true end
+            if records.GLOBAL[it.entityType] then return true end
         end
         return not is_fresh(t)
     end

@@ -10,34 +10,38 @@ local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local util = require "authhero.aws.util"
 
+local schema = require "authhero.aws.schema"
+
+local unpack = table.unpack or _G.unpack -- luacheck: ignore 143 (5.1 and LuaJIT have only unpack)
+
 local _M = {}
 
--- AuthHero adapter names, in the order export writes them (and a sensible import order).
-_M.ENTITIES = { "tenants", "connections", "clients", "roles", "rolePermissions", "organizations",
-    "customDomains", "users", "passwords", "userOrganizations", "sessions", "codes" }
-local KNOWN = {}
-for _, e in ipairs(_M.ENTITIES) do KNOWN[e] = e end
--- snake_case spellings (SQL table names) are accepted too
-KNOWN.user_organizations, KNOWN.role_permissions, KNOWN.custom_domains = "userOrganizations", "rolePermissions",
-    "customDomains"
+-- AuthHero adapter names the CLI imports and exports, in the registry's order (the order export
+-- writes and a sensible import order); each entry's `cli` field says how.
+_M.ENTITIES = {}
+local KNOWN, BY_NAME = {}, {}
+for _, E in ipairs(schema.entities) do
+    if E.module and E.cli then
+        _M.ENTITIES[#_M.ENTITIES + 1] = E.name
+        KNOWN[E.name], BY_NAME[E.name] = E.name, E
+        KNOWN[E.module] = E.name -- snake_case spellings (SQL table names) are accepted too
+    end
+end
 
 -- entity -> the record field that names it (required on import, so a re-import writes the same keys)
-_M.ID_FIELD = {
-    tenants = "id", users = "user_id", sessions = "id", clients = "client_id", connections = "id",
-    codes = "code_id", organizations = "id", roles = "id", customDomains = "custom_domain_id",
-    passwords = "id", userOrganizations = "id",
-}
+_M.ID_FIELD = {}
+for name, E in pairs(BY_NAME) do _M.ID_FIELD[name] = E.cli.id end
 
 -- Guard / pointer items: another record may not take them over. entityType -> the attributes that
--- say whom the item belongs to (an existing item with other values there is a conflict).
-_M.OWNERS = {
-    USER_GUARD = { "tenant_id", "user_id" },
-    CLIENT_ID_POINTER = { "tenant_id", "client_id" },
-    CUSTOM_DOMAIN_CLAIM = { "tenant_id", "custom_domain_id" },
-    ORGANIZATION_NAME = { "tenant_id", "organization_id" },
-    ROLE_NAME = { "tenant_id", "role_id" },
-    USER_ORGANIZATION = { "tenant_id", "id" },
-}
+-- say whom the item belongs to (an existing item with other values there is a conflict), and
+-- entityType -> how to name its owner.
+_M.OWNERS, _M.WHOSE = {}, {}
+for _, E in ipairs(schema.entities) do
+    for _, h in ipairs(E.helpers) do
+        if h.owner then _M.OWNERS[h.entity_type], _M.WHOSE[h.entity_type] = h.owner, h.whose end
+    end
+    if E.owner then _M.OWNERS[E.entity_type], _M.WHOSE[E.entity_type] = E.owner, E.whose end
+end
 
 local null = core.null
 
@@ -79,7 +83,8 @@ function _M.parse(text)
         end
         t = t or rt
     end
-    if name ~= "tenants" and (type(t) ~= "string" or t == "") then
+    -- global entities (tenants, signing keys) may belong to no tenant
+    if BY_NAME[name].scope ~= "global" and (type(t) ~= "string" or t == "") then
         return { skip = name .. ": missing required field: tenant_id" }
     end
     return { entity = name, tenant_id = t, record = record }
@@ -121,15 +126,37 @@ local function shallow(t)
     return c
 end
 
+-- The call an import spec (registry cli.import) makes: args name what goes where: "tenant",
+-- "record", "[record]" (a list of the one record), "options" ({ importMetadata }), "@field" (that
+-- field of the record). Default: create(tenant, record, options).
+local DEFAULT_IMPORT = { method = "create", args = { "tenant", "record", "options" } }
+
 -- builder({ table, now_ms }) -> builder with :items(entity, tenant_id, record) -> items, info
 -- (raises { skip = reason } for a record create would refuse). now_ms stands in for "now" where a
 -- record has no timestamp, so one run stamps all such records alike.
 function _M.builder(opts)
     local sink = {}
     local cap = {}
+    -- The one write an UpdateItem from the adapters (plain `SET #n = :v` assignments, possibly
+    -- `if_not_exists(#n, :v)`, and REMOVE) makes to an item that does not exist yet.
+    local function updated_item(p)
+        local item = {}
+        for k, v in pairs(p.Key) do item[k] = v end
+        local names, values = p.ExpressionAttributeNames or {}, p.ExpressionAttributeValues or {}
+        local set = (p.UpdateExpression or ""):match("^SET (.-) REMOVE ") or (p.UpdateExpression or ""):match("^SET (.*)$")
+        for assignment in (set or ""):gmatch("[^,]+") do
+            local n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*(:[%w_]+)%s*$")
+            if not n then n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*if_not_exists%(%s*#[%w_]+%s*,%s*(:[%w_]+)%s*%)%s*$") end
+            if not n then error("import cannot replay the update " .. tostring(p.UpdateExpression), 0) end
+            item[names[n]] = values[v]
+        end
+        return item
+    end
     function cap.call(_, op, p)
         if op == "PutItem" then
             sink[#sink + 1] = p.Item
+        elseif op == "UpdateItem" then
+            sink[#sink + 1] = updated_item(p)
         elseif op == "TransactWriteItems" then
             -- Update/Delete/ConditionCheck touch other records (e.g. the primary a linked user
             -- points at); the importer handles those itself.
@@ -166,86 +193,77 @@ function _M.builder(opts)
             updated_at = present(r.updated_at) and r.updated_at or nil }
     end
 
-    local B = {}
-    function B.tenants(_, r)
-        need(r.id, "tenants", "id")
-        A.tenants.create(r, { importMetadata = stamps(r) })
-    end
-    function B.users(t, r)
-        local u = need(r.user_id, "users", "user_id")
-        seed = "users\0" .. t .. "\0" .. u -- the id of an embedded password
-        A.users.create(t, r, { importMetadata = stamps(r) })
-    end
-    function B.passwords(t, r)
-        need(r.user_id, "passwords", "user_id")
-        need(r.password, "passwords", "password")
-        local im = stamps(r)
-        im.id = present(r.id) and r.id or derived_id("passwords\0" .. t .. "\0" .. r.user_id .. "\0" .. r.password)
-        A.passwords.create(t, r, { importMetadata = im })
-    end
-    -- sessions and codes take no importMetadata: "now" is their created_at
+    -- entities without importMetadata take "now" from the record's created_at
     local function now_from(r, entity)
         local ms = time_ms(r.created_at, entity, "created_at")
         if present(r.updated_at) then time_ms(r.updated_at, entity, "updated_at") end
         clock = ms or opts.now_ms
     end
-    local function fix_updated(items, r)
-        if present(r.updated_at) and items[1] then items[1].updated_at = util.normalize_time(r.updated_at) end
+
+    -- Entity-specific steps around the generic call: before(t, r, im) may return a changed record
+    -- and importMetadata (derived ids, seeds for ids create makes up); after(t, r, items) fixes items.
+    local QUIRKS = { users = {}, passwords = {}, userOrganizations = {}, rolePermissions = {}, clients = {} }
+
+    local function import(E, t, r, items)
+        local spec = E.cli.import or DEFAULT_IMPORT
+        if E.cli.id then need(r[E.cli.id], E.name, E.cli.id) end
+        local im = stamps(r)
+        local q = QUIRKS[E.name]
+        if q and q.before then r, im = q.before(t, r, im, E) end
+        if spec.clock then now_from(r, E.name) end
+        local args, nargs = {}, 0
+        for i, a in ipairs(spec.args or DEFAULT_IMPORT.args) do
+            nargs = i
+            if a == "tenant" then args[i] = t
+            elseif a == "record" then args[i] = r
+            elseif a == "[record]" then args[i] = { r }
+            elseif a == "options" then args[i] = { importMetadata = im }
+            else
+                local v = r[a:match("^@(.+)$")]
+                if v ~= null then args[i] = v end
+            end
+        end
+        local fn = A[E.name][spec.method or "create"]
+        fn(unpack(args, 1, nargs))
+        if spec.clock and present(r.updated_at) and items[1] then
+            items[1].updated_at = util.normalize_time(r.updated_at) -- create stamps "now"; keep the record's
+        end
+        if q and q.after then q.after(t, r, items) end
     end
-    function B.sessions(t, r, items)
-        need(r.id, "sessions", "id")
-        now_from(r, "sessions")
-        A.sessions.create(t, r)
-        fix_updated(items, r)
+
+    function QUIRKS.users.before(t, r, im)
+        seed = "users\0" .. t .. "\0" .. r.user_id -- the id of an embedded password
+        return r, im
     end
-    function B.codes(t, r, items)
-        need(r.code_id, "codes", "code_id")
-        now_from(r, "codes")
-        A.codes.create(t, r)
-        fix_updated(items, r)
+    function QUIRKS.passwords.before(t, r, im)
+        need(r.user_id, "passwords", "user_id")
+        need(r.password, "passwords", "password")
+        im.id = present(r.id) and r.id or derived_id("passwords\0" .. t .. "\0" .. r.user_id .. "\0" .. r.password)
+        return r, im
     end
-    function B.clients(t, r, items)
-        need(r.client_id, "clients", "client_id")
-        A.clients.create(t, r, { importMetadata = stamps(r) })
-        -- create makes up a secret when none is given; an import stores what the source had
+    function QUIRKS.userOrganizations.before(t, r, im)
+        need(r.user_id, "userOrganizations", "user_id")
+        need(r.organization_id, "userOrganizations", "organization_id")
+        im.id = present(r.id) and r.id or derived_id("userOrganizations\0" .. t .. "\0" .. r.organization_id .. "\0"
+            .. r.user_id)
+        need(im.id, "userOrganizations", "id")
+        return r, im
+    end
+    function QUIRKS.rolePermissions.before(_, r, im)
+        need(r.role_id, "rolePermissions", "role_id")
+        local p = shallow(r)
+        -- reads default the name to the identifier: store it only when it says something else
+        if p.resource_server_name == p.resource_server_identifier then p.resource_server_name = nil end
+        p.created_at, p.updated_at = nil, nil
+        return p, im
+    end
+    -- create makes up a secret when none is given; an import stores what the source had
+    function QUIRKS.clients.after(_, r, items)
         if not present(r.client_secret) then
             for _, it in ipairs(items) do
                 if it.entityType == "CLIENT" then it.client_secret = nil end
             end
         end
-    end
-    function B.connections(t, r)
-        need(r.id, "connections", "id")
-        A.connections.create(t, r, { importMetadata = stamps(r) })
-    end
-    function B.organizations(t, r)
-        need(r.id, "organizations", "id")
-        A.organizations.create(t, r, { importMetadata = stamps(r) })
-    end
-    function B.userOrganizations(t, r)
-        need(r.user_id, "userOrganizations", "user_id")
-        need(r.organization_id, "userOrganizations", "organization_id")
-        local im = stamps(r)
-        im.id = present(r.id) and r.id or derived_id("userOrganizations\0" .. t .. "\0" .. r.organization_id .. "\0"
-            .. r.user_id)
-        need(im.id, "userOrganizations", "id")
-        A.userOrganizations.create(t, r, { importMetadata = im })
-    end
-    function B.roles(t, r)
-        need(r.id, "roles", "id")
-        A.roles.create(t, r, { importMetadata = stamps(r) })
-    end
-    function B.rolePermissions(t, r)
-        need(r.role_id, "rolePermissions", "role_id")
-        local p = shallow(r)
-        -- reads default the name to the identifier: store it only when it says something else
-        if p.resource_server_name == p.resource_server_identifier then p.resource_server_name = nil end
-        p.created_at, p.updated_at, p.role_id = nil, nil, nil
-        A.rolePermissions.assign(t, r.role_id, { p }, { importMetadata = stamps(r) })
-    end
-    function B.customDomains(t, r)
-        need(r.custom_domain_id, "customDomains", "custom_domain_id")
-        A.customDomains.create(t, r, { importMetadata = stamps(r) })
     end
 
     local self = {}
@@ -255,7 +273,7 @@ function _M.builder(opts)
         sink = {}
         seed, n = entity .. "\0" .. tostring(t), 0
         clock = opts.now_ms
-        local ok, err = pcall(B[entity], t, record, sink)
+        local ok, err = pcall(import, BY_NAME[entity], t, record, sink)
         if not ok then
             if type(err) == "table" and err.skip then error(err, 0) end
             local msg = errors.is(err) and err.message or tostring(err)
@@ -277,41 +295,59 @@ function _M.key(item)
     return item.PK .. "\0" .. item.SK
 end
 
--- A readable name for an item, for duplicate and conflict messages.
-function _M.describe(it)
-    local et = it.entityType
-    local parts = core.key_parts(it.SK)
-    if et == "USER_GUARD" then
-        local kind = parts[1] == "USER_USERNAME" and "username" or "email"
-        return string.format("user %s %q (provider %s)", kind, tostring(parts[2]), tostring(parts[3]))
-    elseif et == "CLIENT_ID_POINTER" then
-        return string.format("client_id %q (client ids are unique across tenants)", tostring(it.client_id))
-    elseif et == "CUSTOM_DOMAIN_CLAIM" then
-        return string.format("custom domain %q (domains are unique across tenants)", tostring(it.domain))
-    elseif et == "ORGANIZATION_NAME" then
-        return string.format("organization name %q", tostring(parts[2]))
-    elseif et == "ROLE_NAME" then
-        return string.format("role name %q", tostring(parts[2]))
-    elseif et == "USER_ORGANIZATION" then
-        return string.format("membership of user %q in organization %q", tostring(it.user_id),
-            tostring(it.organization_id))
-    elseif et == "USER_ORGANIZATION_ID" then
-        return string.format("membership id %q", tostring(it.id))
-    elseif et == "ROLE_PERMISSION" then
-        return string.format("permission %q of %q on role %q", tostring(it.permission_name),
-            tostring(it.resource_server_identifier), tostring(it.role_id))
-    elseif et == "TENANT" then
-        return string.format("tenant %q", tostring(it.id))
-    elseif et == "USER" then
-        return string.format("user %q", tostring(it.user_id))
-    elseif et == "CLIENT" then
-        return string.format("client %q", tostring(it.client_id))
-    elseif et == "CODE" then
-        return string.format("code %q", tostring(it.code_id))
-    elseif et == "CUSTOM_DOMAIN" then
-        return string.format("custom domain id %q", tostring(it.custom_domain_id))
+-- entityTypes of items kept outside every tenant's partitions (client-id pointers, domain claims,
+-- signing keys): they can collide with another tenant's, so they are always checked on import.
+_M.GLOBAL = {}
+for _, E in ipairs(schema.entities) do
+    if E.name ~= "tenants" then
+        local templates = { E.item }
+        for _, h in ipairs(E.helpers) do templates[#templates + 1] = h end
+        for _, t in ipairs(templates) do
+            local tenant_keyed = false
+            for _, f in ipairs(t.pk_fields) do
+                if f == "tenant_id" then tenant_keyed = true end
+            end
+            if not tenant_keyed then _M.GLOBAL[t.entity_type or E.entity_type] = true end
+        end
     end
-    return string.format("%s %q", tostring(et):lower(), tostring(it.id or parts[#parts]))
+end
+
+-- fill(format, item, fields) -> the registry's describe/whose format with {field} replaced by the
+-- quoted value of the item's attribute or of its key's placeholder ({field:raw}: unquoted).
+local function fill(format, item, fields)
+    return (format:gsub("{([%w_]+)(:?r?a?w?)}", function(f, raw)
+        local v = item[f]
+        if v == nil and fields then v = fields[f] end
+        if raw == ":raw" then return tostring(v) end
+        return string.format("%q", tostring(v))
+    end))
+end
+
+-- The registry template an item was built from (its entity's key or one of its helpers'), and the
+-- key's placeholder values.
+local function template_of(it)
+    local bt = schema.by_type[it.entityType]
+    if not bt then return nil end
+    local E = bt.entity
+    local candidates = { E.item }
+    for _, h in ipairs(E.helpers) do
+        if h.entity_type == it.entityType then candidates[#candidates + 1] = h end
+    end
+    for _, t in ipairs(candidates) do
+        local fields = schema.fields_of_key(t, it)
+        if fields then return t, fields, E end
+    end
+    return nil, nil, E
+end
+
+-- A readable name for an item, for duplicate and conflict messages (the registry's describe).
+function _M.describe(it)
+    local t, fields, E = template_of(it)
+    local format
+    if t and t ~= E.item then format = t.describe elseif E then format = E.describe end
+    if format then return fill(format, it, fields) end
+    local parts = core.key_parts(it.SK)
+    return string.format("%s %q", tostring(it.entityType):lower(), tostring(it.id or parts[#parts]))
 end
 
 -- Ledger of what a file has claimed so far: item keys, and the one current password per user.
@@ -351,19 +387,8 @@ function _M.conflict(new, stored)
     if not owners or stored == nil then return nil end
     for _, f in ipairs(owners) do
         if stored[f] ~= new[f] then
-            local whose
-            if new.entityType == "USER_GUARD" then
-                whose = string.format("user %q", tostring(stored.user_id))
-            elseif new.entityType == "CLIENT_ID_POINTER" or new.entityType == "CUSTOM_DOMAIN_CLAIM" then
-                whose = string.format("tenant %q", tostring(stored.tenant_id))
-            elseif new.entityType == "ORGANIZATION_NAME" then
-                whose = string.format("organization %q", tostring(stored.organization_id))
-            elseif new.entityType == "ROLE_NAME" then
-                whose = string.format("role %q", tostring(stored.role_id))
-            else
-                whose = string.format("membership %q", tostring(stored.id))
-            end
-            return string.format("%s already belongs to %s in the table", _M.describe(new), whose)
+            return string.format("%s already belongs to %s in the table", _M.describe(new),
+                fill(_M.WHOSE[new.entityType], stored))
         end
     end
     return nil

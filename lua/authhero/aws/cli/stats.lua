@@ -1,7 +1,8 @@
 -- `authhero-dynamo stats [--tenant ID]`: item counts per entity type. The whole table is one Scan
--- (projection entityType and ttl only); one tenant is its partition TENANT#{t}, the partitions of
--- its users, roles and organizations, and its global items (client-id pointers, domain claims).
--- Items whose ttl has passed (awaiting DynamoDB's TTL deletion) are counted apart.
+-- (projection entityType and ttl only); one tenant is everything the registry says it owns, found
+-- the way tenants.remove finds it (its partitions, records found through indexes, its helper items
+-- and its items in global partitions), with no Scan. Items whose ttl has passed (awaiting
+-- DynamoDB's TTL deletion) are counted apart.
 local core = require "authhero.aws.core"
 local progress = require "authhero.aws.cli.progress"
 local schema = require "authhero.aws.schema"
@@ -19,27 +20,21 @@ _M.spec = {
     max = 0,
 }
 
--- entityType -> what it is, in AuthHero's terms
-_M.KINDS = {
-    { "TENANT", "tenants" },
-    { "USER", "users" },
-    { "USER_GUARD", "users: email/username guards" },
-    { "PASSWORD", "passwords" },
-    { "SESSION", "sessions" },
-    { "CLIENT", "clients" },
-    { "CLIENT_ID_POINTER", "clients: client-id pointers" },
-    { "CONNECTION", "connections" },
-    { "CODE", "codes" },
-    { "ORGANIZATION", "organizations" },
-    { "ORGANIZATION_NAME", "organizations: name guards" },
-    { "USER_ORGANIZATION", "userOrganizations (members)" },
-    { "USER_ORGANIZATION_ID", "userOrganizations: id pointers" },
-    { "ROLE", "roles" },
-    { "ROLE_NAME", "roles: name guards" },
-    { "ROLE_PERMISSION", "rolePermissions" },
-    { "CUSTOM_DOMAIN", "customDomains" },
-    { "CUSTOM_DOMAIN_CLAIM", "customDomains: domain claims" },
-}
+-- entityType -> what it is, in AuthHero's terms (from the registry), in the registry's order
+local HELPER_LABEL = { guard = "guard items", pointer = "pointer items", index = "index items" }
+_M.KINDS = {}
+do
+    local seen = {}
+    for _, E in ipairs(schema.entities) do
+        _M.KINDS[#_M.KINDS + 1] = { E.entity_type, E.name }
+        for _, h in ipairs(E.helpers) do
+            if not seen[h.entity_type] then
+                seen[h.entity_type] = true
+                _M.KINDS[#_M.KINDS + 1] = { h.entity_type, E.name .. ": " .. HELPER_LABEL[h.kind] }
+            end
+        end
+    end
+end
 
 local NAMES = { ["#e"] = "entityType", ["#ttl"] = "ttl" }
 
@@ -56,47 +51,16 @@ function _M.run(cli, opts)
         total = total + 1
         bar:update(total)
     end
-    local function query(pk, extra_names, projection)
-        local names = { ["#pk"] = "PK", ["#e"] = "entityType", ["#ttl"] = "ttl" }
-        for k, v in pairs(extra_names or {}) do names[k] = v end
-        local out = {}
-        for page in client:paginate("Query", { TableName = tbl, KeyConditionExpression = "#pk = :pk",
-            ExpressionAttributeNames = names, ExpressionAttributeValues = { [":pk"] = pk },
-            ProjectionExpression = projection or "#e, #ttl" }) do
-            for _, it in ipairs(page.Items or {}) do out[#out + 1] = it end
-        end
-        return out
-    end
-
     local t = opts.tenant
     if t then
-        local items = query(schema.keys.tenant_partition(t), { ["#u"] = "user_id", ["#id"] = "id", ["#c"] = "client_id",
-            ["#d"] = "domain" }, "#e, #ttl, #u, #id, #c, #d")
-        local found = false
-        local globals = {}
-        for _, it in ipairs(items) do
-            count(it)
-            local et = it.entityType
-            local sub
-            if et == "TENANT" then found = true
-            elseif et == "USER" and it.user_id then sub = schema.keys.user_partition(t, it.user_id)
-            elseif et == "ROLE" and it.id then sub = schema.keys.role_partition(t, it.id)
-            elseif et == "ORGANIZATION" and it.id then sub = schema.keys.organization_partition(t, it.id)
-            elseif et == "CLIENT" and it.client_id then globals[#globals + 1] = schema.keys.client_id_pointer(it.client_id)
-            elseif et == "CUSTOM_DOMAIN" and it.domain then globals[#globals + 1] = schema.keys.domain_claim(it.domain)
-            end
-            if sub then
-                for _, s in ipairs(query(sub)) do count(s) end
-            end
-        end
-        if not found and total == 0 then cli.fail("tenant %q has no items in %s", t, cli.target(opts, client)) end
-        if #globals > 0 then
-            local got = client:batch_get(tbl, globals, { ProjectionExpression = "#e, #ttl, #t",
-                ExpressionAttributeNames = { ["#e"] = "entityType", ["#ttl"] = "ttl", ["#t"] = "tenant_id" } })
-            for _, it in ipairs(got) do
-                if it.tenant_id == t then count(it) end
-            end
-        end
+        local ctx = require("authhero.aws.store").new(client, { tableName = tbl })
+        local k = schema.keys.tenant(t)
+        local root = client:call("GetItem", { TableName = tbl, Key = k, ConsistentRead = true }).Item
+        local items = ctx:removal_items(schema.entity("tenants"), root or { PK = k.PK, SK = k.SK, id = t },
+            { without_self = root == nil })
+        local found = #items > 0
+        for _, it in ipairs(items) do count(it) end
+        if not found then cli.fail("tenant %q has no items in %s", t, cli.target(opts, client)) end
     else
         for page in client:paginate("Scan", { TableName = tbl, ProjectionExpression = "#e, #ttl",
             ExpressionAttributeNames = NAMES }) do

@@ -2,8 +2,8 @@
 -- items exactly as import would (records.lua), the items are read back (BatchGetItem, consistent)
 -- and compared attribute by attribute (JSON-string attributes by value, not by text). Then, for
 -- each tenant in the file, items in the table that the file does not account for are listed
--- (tenant partition and the partitions of the file's users, roles and organizations; --no-extra
--- skips this). Attributes derived from "now" for a record without timestamps are not compared.
+-- (everything the tenant owns per the registry, as tenants.remove finds it; --no-extra skips
+-- this). Attributes derived from "now" for a record without timestamps are not compared.
 local core = require "authhero.aws.core"
 local progress = require "authhero.aws.cli.progress"
 local records = require "authhero.aws.cli.records"
@@ -104,7 +104,6 @@ function _M.run(cli, opts, pos)
     local expected = {}  -- key -> { line, item, loose = set of attributes not compared, label }
     local order = {}
     local tenants, tenant_list = {}, {}
-    local subparts = {} -- partition keys of the file's users, roles, organizations
     local bar = progress.new({ label = "verify", unit = "lines", quiet = opts.quiet or opts.json })
     local n, nrec = 0, 0
     for text in f:lines() do
@@ -126,16 +125,8 @@ function _M.run(cli, opts, pos)
                     local k = records.key(it)
                     expected[k] = { line = n, item = it, loose = loose, label = p.entity .. " " .. records.describe(it) }
                     order[#order + 1] = k
-                    local et = it.entityType
-                    if et == "USER" then
-                        subparts[#subparts + 1] = schema.keys.user_partition(p.tenant_id, it.user_id)
-                    elseif et == "ROLE" then
-                        subparts[#subparts + 1] = schema.keys.role_partition(p.tenant_id, it.id)
-                    elseif et == "ORGANIZATION" then
-                        subparts[#subparts + 1] = schema.keys.organization_partition(p.tenant_id, it.id)
-                    end
                 end
-                if not tenants[p.tenant_id] then
+                if p.tenant_id and not tenants[p.tenant_id] then
                     tenants[p.tenant_id] = true
                     tenant_list[#tenant_list + 1] = p.tenant_id
                 end
@@ -182,25 +173,18 @@ function _M.run(cli, opts, pos)
     -- what the table holds for these tenants that the file does not account for
     local extra = 0
     if not opts.no_extra then
-        local parts = {}
-        for _, t in ipairs(tenant_list) do parts[#parts + 1] = schema.keys.tenant_partition(t) end
-        for _, p in ipairs(subparts) do parts[#parts + 1] = p end
-        local seen = {}
-        for _, pk in ipairs(parts) do
-            if not seen[pk] then
-                seen[pk] = true
-                for page in client:paginate("Query", { TableName = tbl, ConsistentRead = true,
-                    KeyConditionExpression = "#pk = :pk", ProjectionExpression = "#pk, #sk, #et, #ttl",
-                    ExpressionAttributeNames = { ["#pk"] = "PK", ["#sk"] = "SK", ["#et"] = "entityType", ["#ttl"] = "ttl" },
-                    ExpressionAttributeValues = { [":pk"] = pk } }) do
-                    for _, it in ipairs(page.Items or {}) do
-                        local live = type(it.ttl) ~= "number" or it.ttl > now_s
-                        if live and not expected[records.key(it)] then
-                            extra = extra + 1
-                            diff(0, string.format("the table has %s %s / %s that the file does not", tostring(it.entityType),
-                                it.PK, it.SK))
-                        end
-                    end
+        -- everything each tenant owns, found as tenants.remove would find it (store.removal_items)
+        local ctx = require("authhero.aws.store").new(client, { tableName = tbl })
+        local tenants_entity = schema.entity("tenants")
+        for _, t in ipairs(tenant_list) do
+            local k = schema.keys.tenant(t)
+            local root = { PK = k.PK, SK = k.SK, id = t, entityType = tenants_entity.entity_type }
+            for _, it in ipairs(ctx:removal_items(tenants_entity, root, { without_self = true })) do
+                local live = type(it.ttl) ~= "number" or it.ttl > now_s
+                if live and not expected[records.key(it)] then
+                    extra = extra + 1
+                    diff(0, string.format("the table has %s %s / %s that the file does not", tostring(it.entityType),
+                        it.PK, it.SK))
                 end
             end
         end
