@@ -114,3 +114,10 @@ check-rockspec:
 
 clean:
 	rm -rf build
+
+# AuthHero's own server (authhero 9.6.1) on these Lua adapters against DynamoDB Local
+# (scripts/conformance: installs what it needs, prints MISSING methods and schema violations).
+# Not part of `make test` yet.
+.PHONY: conformance
+conformance:
+	@scripts/conformance
