@@ -222,6 +222,9 @@ _M.entities, _M.by_type = {}, by_type
 local function add_template(def, where)
     if _M.keys[def.name] then error(where .. ": template name " .. def.name .. " used twice", 0) end
     local t = compile_template(def, where)
+    for k, v in pairs(def) do
+        if t[k] == nil then t[k] = v end -- use, owner, describe, ...: kept for the tools
+    end
     _M.templates[def.name] = t
     _M.keys[def.name] = builder(t)
     if t.prefix then _M.prefix[def.name] = t.prefix end
@@ -254,7 +257,6 @@ for _, def in ipairs(registry.entities) do
     E.helpers = {}
     for _, h in ipairs(def.helpers or {}) do
         local t = add_template(h, where .. " " .. h.name)
-        for k, v in pairs(h) do if t[k] == nil then t[k] = v end end
         E.helpers[#E.helpers + 1] = t
         if by_type[h.entity_type] and by_type[h.entity_type].entity ~= E then
             error(where .. ": entityType " .. h.entity_type .. " used twice", 0)

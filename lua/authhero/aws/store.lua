@@ -528,11 +528,16 @@ function _M.removal_items(self, E, item, opts)
             local k = schema.key_attrs(h, it)
             if k and not visited[key_id(k)] then
                 visited[key_id(k)] = true
-                local want = {}
-                for _, a in ipairs(h.owner or {}) do want[a] = it[(h.fields and h.fields[a]) or a] end
-                local c = { key = k, want = want }
+                k.entityType = h.entity_type
+                local c = { key = k }
+                if h.owner then -- a shared key: delete it only while it is still this record's
+                    c.want = {}
+                    for _, a in ipairs(h.owner) do c.want[a] = it[(h.owner_fields and h.owner_fields[a]) or a] end
+                    checks[#checks + 1] = c
+                else
+                    c.item = k -- the record's own key (an index item): nobody else's
+                end
                 entry.checks[#entry.checks + 1] = c
-                checks[#checks + 1] = c
             end
         end
     end
