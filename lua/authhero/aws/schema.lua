@@ -215,24 +215,6 @@ local function builder(t)
     end
 end
 
-_M.keys, _M.prefix, _M.templates = {}, {}, {}
-local by_name, by_type = {}, {}
-_M.entities, _M.by_type = {}, by_type
-
-local function add_template(def, where)
-    if _M.keys[def.name] then error(where .. ": template name " .. def.name .. " used twice", 0) end
-    local t = compile_template(def, where)
-    for k, v in pairs(def) do
-        if t[k] == nil then t[k] = v end -- use, owner, describe, ...: kept for the tools
-    end
-    _M.templates[def.name] = t
-    _M.keys[def.name] = builder(t)
-    if t.prefix then _M.prefix[def.name] = t.prefix end
-    return t
-end
-
-for name, pk in pairs(registry.partitions) do add_template({ name = name, pk = pk }, "partition " .. name) end
-
 local function set_of(list)
     local s = {}
     for _, v in ipairs(list or {}) do s[v] = true end
@@ -241,65 +223,129 @@ end
 
 local RESERVED = set_of({ "PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "entityType", "ttl" })
 
-for _, def in ipairs(registry.entities) do
-    local where = "registry: " .. def.name
-    if by_name[def.name] then error(where .. ": entity listed twice", 0) end
-    if by_type[def.entity_type] then error(where .. ": entityType " .. def.entity_type .. " used twice", 0) end
-    local E = {}
-    for k, v in pairs(def) do E[k] = v end
-    E.tenant_field = def.tenant_field or (def.name == "tenants" and "id" or "tenant_id")
-    E.item = add_template(def.key, where .. " key")
-    if def.scope == "tenant" and def.key.pk:sub(1, #"TENANT#{tenant_id}") ~= "TENANT#{tenant_id}" then
-        error(where .. ": a tenant-scoped key starts with TENANT#{tenant_id}", 0)
-    end
-    E.indexes = {}
-    for _, ix in ipairs(def.indexes or {}) do E.indexes[#E.indexes + 1] = add_template(ix, where .. " " .. ix.name) end
-    E.helpers = {}
-    for _, h in ipairs(def.helpers or {}) do
-        local t = add_template(h, where .. " " .. h.name)
-        E.helpers[#E.helpers + 1] = t
-        if by_type[h.entity_type] and by_type[h.entity_type].entity ~= E then
-            error(where .. ": entityType " .. h.entity_type .. " used twice", 0)
+-- Sort-key prefixes that a prefix query could confuse: in one key space and partition template, a
+-- prefix ending in '#' that starts another kind's prefix (`ROLE#` would also read `ROLE#X#...`).
+local function lint_prefixes(templates)
+    local groups = {}
+    for _, t in pairs(templates) do
+        if t.prefix then
+            local g = (t.index or "") .. "\0" .. t.text_pk
+            groups[g] = groups[g] or {}
+            table.insert(groups[g], t)
         end
-        by_type[h.entity_type] = by_type[h.entity_type] or { entity = E, helper = t }
     end
-    for f in pairs(def.json or {}) do
-        if RESERVED[f] then error(where .. ": " .. f .. " is a reserved attribute", 0) end
-    end
-    if def.sortable == "q" then
-        E.sortable = {}
-        for f in pairs(def.q.fields) do E.sortable[f] = true end
-    else
-        E.sortable = set_of(def.sortable)
-    end
-    E.children = {}
-    E.prefix = E.item.prefix
-    by_name[def.name] = E
-    by_type[def.entity_type] = { entity = E }
-    _M.entities[#_M.entities + 1] = E
-end
-
--- cascade edges: parent -> { child, template (whose pk the parent's fields fill), map }
-for _, C in ipairs(_M.entities) do
-    for _, p in ipairs(C.parents or {}) do
-        local P = by_name[p[1]]
-        if not P then error("registry: " .. C.name .. ": unknown parent " .. tostring(p[1]), 0) end
-        local via, t = p.via or "item", nil
-        if via == "item" then
-            t = C.item
-        else
-            for _, ix in ipairs(C.indexes) do
-                if ix.index == via then t = ix end
+    for _, list in pairs(groups) do
+        for _, a in ipairs(list) do
+            for _, b in ipairs(list) do
+                if a ~= b and a.entity_type ~= b.entity_type and a.prefix:sub(-1) == "#"
+                    and b.prefix:sub(1, #a.prefix) == a.prefix then
+                    error("registry: sort-key prefix " .. a.prefix .. " (" .. a.name .. ") also matches "
+                        .. b.prefix .. " (" .. b.name .. ") under " .. a.text_pk, 0)
+                end
             end
         end
-        if not t then error("registry: " .. C.name .. ": no " .. via .. " key to find it from " .. P.name, 0) end
-        P.children[#P.children + 1] = { child = C, template = t, map = p.map or {}, via = via }
     end
+end
+
+-- compile(reg) -> the compiled view of a registry (reg: { partitions, entities }, as registry.lua):
+-- { keys, prefix, templates, entities, by_name, by_type }. A mistake raises, naming the entry.
+function _M.compile(reg)
+    local V = { keys = {}, prefix = {}, templates = {}, entities = {}, by_name = {}, by_type = {} }
+    local by_name, by_type = V.by_name, V.by_type
+
+    local function add_template(def, where, entity_type)
+        if V.keys[def.name] then error(where .. ": template name " .. def.name .. " used twice", 0) end
+        local t = compile_template(def, where)
+        for k, v in pairs(def) do
+            if t[k] == nil then t[k] = v end -- use, owner, describe, ...: kept for the tools
+        end
+        t.entity_type = t.entity_type or entity_type
+        V.templates[def.name] = t
+        V.keys[def.name] = builder(t)
+        if t.prefix then V.prefix[def.name] = t.prefix end
+        return t
+    end
+
+    for name, pk in pairs(reg.partitions or {}) do add_template({ name = name, pk = pk }, "partition " .. name) end
+
+    for _, def in ipairs(reg.entities) do
+        local where = "registry: " .. tostring(def.name)
+        if by_name[def.name] then error(where .. ": entity listed twice", 0) end
+        if by_type[def.entity_type] then error(where .. ": entityType " .. tostring(def.entity_type) .. " used twice", 0) end
+        local E = {}
+        for k, v in pairs(def) do E[k] = v end
+        E.tenant_field = def.tenant_field or (def.name == "tenants" and "id" or "tenant_id")
+        E.item = add_template(def.key, where .. " key", def.entity_type)
+        if def.scope == "tenant" and def.key.pk:sub(1, #"TENANT#{tenant_id}") ~= "TENANT#{tenant_id}" then
+            error(where .. ": a tenant-scoped key starts with TENANT#{tenant_id}", 0)
+        end
+        E.indexes = {}
+        for _, ix in ipairs(def.indexes or {}) do
+            E.indexes[#E.indexes + 1] = add_template(ix, where .. " " .. ix.name, def.entity_type)
+        end
+        E.helpers = {}
+        for _, h in ipairs(def.helpers or {}) do
+            local t = add_template(h, where .. " " .. h.name)
+            E.helpers[#E.helpers + 1] = t
+            if by_type[h.entity_type] and by_type[h.entity_type].entity ~= E then
+                error(where .. ": entityType " .. h.entity_type .. " used twice", 0)
+            end
+            by_type[h.entity_type] = by_type[h.entity_type] or { entity = E, helper = t }
+        end
+        for f in pairs(def.json or {}) do
+            if RESERVED[f] then error(where .. ": " .. f .. " is a reserved attribute", 0) end
+        end
+        local keyed = { E.item }
+        for _, t in ipairs(E.indexes) do keyed[#keyed + 1] = t end
+        for _, t in ipairs(E.helpers) do keyed[#keyed + 1] = t end
+        for _, t in ipairs(keyed) do
+            for _, f in ipairs(t.fields) do
+                if def.json and def.json[f] then error(where .. ": key field " .. f .. " is stored as JSON", 0) end
+            end
+        end
+        if def.sortable == "q" then
+            E.sortable = {}
+            for f in pairs(def.q.fields) do E.sortable[f] = true end
+        else
+            E.sortable = set_of(def.sortable)
+        end
+        E.children = {}
+        E.prefix = E.item.prefix
+        by_name[def.name] = E
+        by_type[def.entity_type] = { entity = E }
+        V.entities[#V.entities + 1] = E
+    end
+
+    -- cascade edges: parent -> { child, template (whose pk the parent's fields fill), map }
+    for _, C in ipairs(V.entities) do
+        for _, p in ipairs(C.parents or {}) do
+            local P = by_name[p[1]]
+            if not P then error("registry: " .. C.name .. ": unknown parent " .. tostring(p[1]), 0) end
+            local via, t = p.via or "item", nil
+            if via == "item" then
+                t = C.item
+            else
+                for _, ix in ipairs(C.indexes) do
+                    if ix.index == via then t = ix end
+                end
+            end
+            if not t then error("registry: " .. C.name .. ": no " .. via .. " key to find it from " .. P.name, 0) end
+            P.children[#P.children + 1] = { child = C, template = t, map = p.map or {}, via = via }
+        end
+    end
+    lint_prefixes(V.templates)
+    return V
+end
+
+do
+    local V = _M.compile(registry)
+    _M.keys, _M.prefix, _M.templates, _M.entities, _M.by_type = V.keys, V.prefix, V.templates, V.entities, V.by_type
+    _M._by_name = V.by_name
 end
 
 -- entity(name) -> the compiled entry of an AuthHero adapter name
 function _M.entity(name)
-    local E = by_name[name]
+    local E = _M._by_name[name]
     if not E then error("unknown entity " .. tostring(name), 2) end
     return E
 end
