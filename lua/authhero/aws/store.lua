@@ -557,7 +557,7 @@ function _M.removal_items(self, E, item, opts)
     -- owner checks of helper items, in batches of 100 consistent reads
     if #checks > 0 then
         local ks = {}
-        for i, c in ipairs(checks) do ks[i] = c.key end
+        for i, c in ipairs(checks) do ks[i] = { PK = c.key.PK, SK = c.key.SK } end
         local got, left = self.client:batch_get(self.table, ks, { ConsistentRead = true })
         if #left > 0 then
             errors.raise(0, "UnprocessedKeys", #left .. " helper items could not be read; try again",
