@@ -18,7 +18,7 @@ _M.BOOKKEEPING = BOOKKEEPING
 
 local DEFAULT_PAGE, MAX_OFFSET, MAX_SORT_ROWS, MAX_ITEM_BYTES = 50, 10000, 10000, 400 * 1024
 
--- new(client, opts) -> ctx. opts: tableName, now (epoch ms), new_id, max_page_size.
+-- new(client, opts) -> ctx. opts: tableName, now (epoch ms), new_id, max_page_size, log_retention_days.
 function _M.new(client, opts)
     opts = opts or {}
     if type(client) ~= "table" or type(client.call) ~= "function" then
@@ -31,6 +31,7 @@ function _M.new(client, opts)
         now_ms = now,
         new_id = opts.new_id or util.new_id,
         max_page_size = opts.max_page_size or 1000,
+        log_retention_days = opts.log_retention_days or 30,
     }, mt)
 end
 
