@@ -76,7 +76,8 @@ function _M.run(cli, opts)
         require("authhero.aws.cli.args").usage_error("--tenant ID is required")
     end
     local client = cli.client(opts)
-    local adapters = aws.create_adapters(client, { tableName = cli.table_name(opts) })
+    local tbl = cli.table_name(opts)
+    local adapters = aws.create_adapters(client, { tableName = tbl })
     local tenant = adapters.tenants.get(t)
     if not tenant then cli.fail("tenant %q not found in %s", t, cli.target(opts, client)) end
 
@@ -207,7 +208,11 @@ function _M.run(cli, opts)
         elseif mode == "all" then
             for _, r in ipairs(rows(call({}))) do fn(r) end
         elseif mode == "single" then
-            local r = call({})
+            -- one item per tenant; only when it is stored (a get may answer defaults for none)
+            local k = schema.keys[E.item.name]({ tenant_id = t })
+            local stored = client:call("GetItem", { TableName = tbl, Key = k, ProjectionExpression = "#pk",
+                ExpressionAttributeNames = { ["#pk"] = "PK" } }).Item
+            local r = stored and call({}) or nil
             if r ~= nil then fn(r) end
         elseif mode == "users" then
             -- keyset mode lists primary users; each primary's linked users come from the linked_to index

@@ -137,18 +137,34 @@ local DEFAULT_IMPORT = { method = "create", args = { "tenant", "record", "option
 function _M.builder(opts)
     local sink = {}
     local cap = {}
-    -- The one write an UpdateItem from the adapters (plain `SET #n = :v` assignments, possibly
-    -- `if_not_exists(#n, :v)`, and REMOVE) makes to an item that does not exist yet.
+    -- The item a blind UpdateItem from the adapters (an upsert: plain `SET #n = :v` assignments,
+    -- possibly `#n = if_not_exists(#n, :v)`, and REMOVE) makes where there is none yet.
     local function updated_item(p)
         local item = {}
         for k, v in pairs(p.Key) do item[k] = v end
         local names, values = p.ExpressionAttributeNames or {}, p.ExpressionAttributeValues or {}
-        local set = (p.UpdateExpression or ""):match("^SET (.-) REMOVE ") or (p.UpdateExpression or ""):match("^SET (.*)$")
-        for assignment in (set or ""):gmatch("[^,]+") do
-            local n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*(:[%w_]+)%s*$")
-            if not n then n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*if_not_exists%(%s*#[%w_]+%s*,%s*(:[%w_]+)%s*%)%s*$") end
-            if not n then error("import cannot replay the update " .. tostring(p.UpdateExpression), 0) end
-            item[names[n]] = values[v]
+        local expr = p.UpdateExpression or ""
+        local set = expr:match("^SET (.-) REMOVE ") or expr:match("^SET (.*)$") or ""
+        -- split on the commas between assignments, not those inside if_not_exists( , )
+        local parts, depth, start = {}, 0, 1
+        for i = 1, #set do
+            local c = set:sub(i, i)
+            if c == "(" then depth = depth + 1 elseif c == ")" then depth = depth - 1
+            elseif c == "," and depth == 0 then
+                parts[#parts + 1] = set:sub(start, i - 1)
+                start = i + 1
+            end
+        end
+        parts[#parts + 1] = set:sub(start)
+        for _, assignment in ipairs(parts) do
+            if assignment:find("%S") then
+                local n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*(:[%w_]+)%s*$")
+                if not n then
+                    n, v = assignment:match("^%s*(#[%w_]+)%s*=%s*if_not_exists%(%s*#[%w_]+%s*,%s*(:[%w_]+)%s*%)%s*$")
+                end
+                if not n then error("import cannot replay the update " .. expr, 0) end
+                item[names[n]] = values[v]
+            end
         end
         return item
     end
@@ -156,7 +172,9 @@ function _M.builder(opts)
         if op == "PutItem" then
             sink[#sink + 1] = p.Item
         elseif op == "UpdateItem" then
-            sink[#sink + 1] = updated_item(p)
+            -- a conditional update changes a record that exists (a login session a session
+            -- extends, ...), never the one being imported: only blind upserts make items
+            if p.ConditionExpression == nil then sink[#sink + 1] = updated_item(p) end
         elseif op == "TransactWriteItems" then
             -- Update/Delete/ConditionCheck touch other records (e.g. the primary a linked user
             -- points at); the importer handles those itself.

@@ -21,7 +21,8 @@ _M.spec = {
 }
 
 -- entityType -> what it is, in AuthHero's terms (from the registry), in the registry's order
-local HELPER_LABEL = { guard = "guard items", pointer = "pointer items", index = "index items" }
+local HELPER_LABEL = { guard = "guard items", pointer = "pointer items", index = "index items",
+    version = "version items" }
 _M.KINDS = {}
 do
     local seen = {}
