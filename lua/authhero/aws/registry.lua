@@ -21,9 +21,11 @@
 --   key           { name, pk, sk } of the record's own item
 --   indexes       list of { name, index = "GSI1"|"GSI2", pk, sk, use } written on the item itself
 --                 when every placeholder has a value (sparse)
---   helpers       list of { name, entity_type, kind = guard|pointer|index, pk, sk, owner?, use }:
---                 items written and deleted with the record; `owner` lists the attributes that say
---                 whose a shared helper is (checked before it is deleted or taken over)
+--   helpers       list of { name, entity_type, kind = guard|pointer|index|version, pk, sk, owner?,
+--                 owner_fields?, use }: items written and deleted with the record; `owner` lists
+--                 the attributes that say whose a shared helper is (checked before it is deleted or
+--                 taken over), owner_fields maps those the record spells otherwise (organization_id
+--                 of an organization's guard is the organization's id)
 --   json          field -> "object" | "array": stored as JSON text
 --   hidden        fields stored on the item but left out of the record; drop: never stored
 --   ttl           { from = { field, ... } } the first present timestamp sets `ttl` (epoch s);
@@ -222,7 +224,8 @@ _M.entities = {
         key = { name = "organization", pk = T, sk = "ORG#{id}" },
         helpers = {
             { name = "organization_name_guard", entity_type = "ORGANIZATION_NAME", kind = "guard", pk = T,
-                sk = "ORG_NAME#{name}", owner = { "tenant_id", "organization_id" }, fields = { organization_id = "id" },
+                sk = "ORG_NAME#{name}", owner = { "tenant_id", "organization_id" },
+                owner_fields = { organization_id = "id" },
                 use = "unique names; get by name", describe = "organization name {name}",
                 whose = "organization {organization_id}" },
         },
@@ -263,7 +266,7 @@ _M.entities = {
         key = { name = "role", pk = T, sk = "ROLE#{id}" },
         helpers = {
             { name = "role_name_guard", entity_type = "ROLE_NAME", kind = "guard", pk = T, sk = "ROLE_NAME#{name}",
-                owner = { "tenant_id", "role_id" }, fields = { role_id = "id" }, use = "unique names",
+                owner = { "tenant_id", "role_id" }, owner_fields = { role_id = "id" }, use = "unique names",
                 describe = "role name {name}", whose = "role {role_id}" },
         },
         json = { metadata = "object" },
@@ -309,7 +312,7 @@ _M.entities = {
     },
 
     {
-        name = "loginSessions", module = false --[[ login_sessions ]], entity_type = "LOGIN_SESSION", scope = "tenant",
+        name = "loginSessions", module = "login_sessions", entity_type = "LOGIN_SESSION", scope = "tenant",
         summary = "An authentication in progress, from /authorize until its tokens are issued.",
         key = { name = "login_session", pk = T, sk = "LOGIN_SESSION#{id}" },
         json = { authParams = "object", auth_strategy = "object" },
@@ -319,7 +322,7 @@ _M.entities = {
         cli = { id = "id", import = { args = { "tenant", "record" }, clock = true }, export = { mode = "none" } },
     },
     {
-        name = "refreshTokens", module = false --[[ refresh_tokens ]], entity_type = "REFRESH_TOKEN", scope = "tenant",
+        name = "refreshTokens", module = "refresh_tokens", entity_type = "REFRESH_TOKEN", scope = "tenant",
         summary = "A refresh token (its hash, never the secret), in rotation families.",
         key = { name = "refresh_token", pk = T, sk = "REFRESH_TOKEN#{id}" },
         indexes = {
@@ -352,7 +355,8 @@ _M.entities = {
         key = { name = "signing_key", pk = "KEYS", sk = "KEY#{kid}" },
         q = {
             fields = { kid = S, tenant_id = S, type = S, connection = S, fingerprint = S, thumbprint = S, current = B,
-                next = B, previous = B, revoked = B, created_at = S },
+                next = B, previous = B, revoked = B, current_since = S, current_until = S, revoked_at = S,
+                created_at = S },
             search = { { field = "kid", mode = "substring" }, { field = "tenant_id", mode = "substring" },
                 { field = "connection", mode = "substring" }, { field = "fingerprint", mode = "substring" },
                 { field = "thumbprint", mode = "substring" }, { field = "type", mode = "substring" } },
@@ -375,14 +379,15 @@ _M.entities = {
         helpers = {
             { name = "client_grant_guard", entity_type = "CLIENT_GRANT_KEY", kind = "guard", pk = T,
                 sk = "CLIENT_GRANT_KEY#{client_id}#{audience}", owner = { "tenant_id", "client_grant_id" },
-                fields = { client_grant_id = "id" }, use = "one grant per (client_id, audience)",
+                owner_fields = { client_grant_id = "id" }, use = "one grant per (client_id, audience)",
                 describe = "client grant of {client_id} for {audience}", whose = "client grant {client_grant_id}" },
         },
         json = { scope = "array", authorization_details_types = "array" },
         hidden = { tenant_id = true },
         q = {
-            fields = { id = S, client_id = S, audience = S, organization_usage = S, allow_any_organization = B,
-                is_system = B, subject_type = S },
+            fields = { id = S, client_id = S, audience = S, organization_usage = S,
+                allow_any_organization = { type = "boolean", default = false },
+                is_system = { type = "boolean", default = false }, subject_type = S },
             search = { { field = "client_id", mode = "substring" }, { field = "audience", mode = "substring" } },
         },
         sortable = { "created_at", "updated_at", "audience", "client_id" },
@@ -396,14 +401,14 @@ _M.entities = {
         helpers = {
             { name = "resource_server_guard", entity_type = "RESOURCE_SERVER_IDENTIFIER", kind = "guard", pk = T,
                 sk = "RESOURCE_SERVER_IDENTIFIER#{identifier}", owner = { "tenant_id", "resource_server_id" },
-                fields = { resource_server_id = "id" }, use = "unique identifiers",
+                owner_fields = { resource_server_id = "id" }, use = "unique identifiers",
                 describe = "resource server identifier {identifier}", whose = "resource server {resource_server_id}" },
         },
         json = { scopes = "array", options = "object", metadata = "object" },
         hidden = { tenant_id = true },
         q = {
             fields = { id = S, name = { type = "string", substring = true },
-                identifier = { type = "string", substring = true }, is_system = B },
+                identifier = { type = "string", substring = true }, is_system = { type = "boolean", default = false } },
             search = { { field = "name", mode = "substring" }, { field = "identifier", mode = "substring" } },
         },
         sortable = { "name", "identifier", "created_at", "updated_at" },
@@ -447,7 +452,8 @@ _M.entities = {
         json = { colors = "object", font = "object" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
         parents = { { "tenants" } },
-        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single", call = "get", args = { "tenant" } } },
+        cli = { import = { method = "set", args = { "tenant", "record" } },
+            export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
         name = "themes", module = false --[[ themes ]], entity_type = "THEME", scope = "tenant",
@@ -483,7 +489,7 @@ _M.entities = {
                 use = "newest first, date ranges" },
         },
         json = { details = "object", auth0_client = "object" },
-        hidden = { tenant_id = true }, drop = { tenant_id = true },
+        hidden = { tenant_id = true, created_at = true, updated_at = true }, drop = { tenant_id = true },
         ttl = { from = { "date" }, retention = true },
         q = {
             fields = { log_id = S, user_id = S, ip = S, type = S, date = S, client_id = S, client_name = S,
@@ -503,7 +509,8 @@ _M.entities = {
         key = { name = "prompt_settings", pk = T, sk = "PROMPT_SETTINGS" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
         parents = { { "tenants" } },
-        cli = { import = { method = "set", args = { "tenant", "record" } }, export = { mode = "single", call = "get", args = { "tenant" } } },
+        cli = { import = { method = "set", args = { "tenant", "record" } },
+            export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
         name = "clientConnections", module = false --[[ client_connections ]], entity_type = "CLIENT_CONNECTION",

@@ -1,6 +1,6 @@
 -- sessions adapter (contract §4.3) against DynamoDB Local: create/get/list/update/remove, the GSI1
 -- user index behind `q = "user_id:…"`, TTL from expires_at / idle_expires_at with the injected
--- clock, validation before any request, and hostile ids.
+-- clock, the login-session bump of create and update, validation before any request, hostile ids.
 local fx = require "support.adapters"
 local core = require "authhero.aws.core"
 local util = require "authhero.aws.util"
@@ -312,6 +312,131 @@ describe("sessions adapter", function()
             assert.is_false(sessions.remove(t, "s2"))
             assert.is_nil(raw_item(t, "s2"))
             assert.equal(0, sessions.list(t, { q = "user_id:auth2|u1" }).length)
+        end)
+    end)
+
+    describe("bumping the login session (contract §5.1 bump rule)", function()
+        local LS
+        setup(function() LS = adapters.loginSessions end)
+
+        local function login(t, expires_ms)
+            return LS.create(t, { csrf_token = "c", authParams = { client_id = "app" }, expires_at = iso(expires_ms) }).id
+        end
+        local function ls_item(t, id) return fx.raw_get(schema.keys.login_session(t, id)) end
+
+        it("create extends the login session to the later of expires_at / idle_expires_at", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + HOUR)
+            fx.advance(2)
+            local before = fx.requests()
+            sessions.create(t, session("s1", "u", { login_session_id = ls, expires_at = iso(T0 + 7 * 24 * HOUR),
+                idle_expires_at = iso(T0 + 3 * 24 * HOUR) }))
+            assert.equal(2, fx.requests() - before) -- the session, then the bump
+            local it = ls_item(t, ls)
+            assert.equal(iso(T0 + 7 * 24 * HOUR), it.expires_at)
+            assert.equal(math.floor((T0 + 7 * 24 * HOUR) / 1000), it.ttl)
+            assert.equal(iso(T0 + 2000), it.updated_at)
+            -- idle later than absolute: idle wins
+            local ls2 = login(t, T0 + HOUR)
+            sessions.create(t, session("s2", "u", { login_session_id = ls2, expires_at = iso(T0 + 2 * HOUR),
+                idle_expires_at = iso(T0 + 5 * HOUR) }))
+            assert.equal(iso(T0 + 5 * HOUR), LS.get(t, ls2).expires_at)
+            -- only idle_expires_at
+            local ls3 = login(t, T0 + HOUR)
+            sessions.create(t, { id = "s3", user_id = "u", login_session_id = ls3, idle_expires_at = iso(T0 + 4 * HOUR) })
+            assert.equal(iso(T0 + 4 * HOUR), LS.get(t, ls3).expires_at)
+        end)
+
+        it("create never shortens a longer login session, and without expiries leaves it alone", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + 30 * 24 * HOUR)
+            sessions.create(t, session("s1", "u", { login_session_id = ls, expires_at = iso(T0 + HOUR),
+                idle_expires_at = iso(T0 + HOUR) }))
+            local before = fx.requests()
+            sessions.create(t, { id = "s2", user_id = "u", login_session_id = ls })
+            assert.equal(1, fx.requests() - before) -- no expiry: nothing to bump to
+            local it = ls_item(t, ls)
+            assert.equal(iso(T0 + 30 * 24 * HOUR), it.expires_at)
+            assert.equal(math.floor((T0 + 30 * 24 * HOUR) / 1000), it.ttl)
+            assert.equal(iso(T0), it.updated_at)
+        end)
+
+        it("create with a missing login session still creates the session, and no login session", function()
+            local t = fx.tenant()
+            local s = sessions.create(t, session("s1", "u", { login_session_id = "gone" }))
+            assert.equal("gone", s.login_session_id)
+            assert.is_not_nil(sessions.get(t, "s1"))
+            assert.is_nil(ls_item(t, "gone"))
+        end)
+
+        it("does not resurrect an expired login session (§5.1: it must exist, and expired is absent)", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + 1000)
+            fx.advance(2)
+            sessions.create(t, session("s1", "u", { login_session_id = ls, expires_at = iso(T0 + 24 * HOUR) }))
+            assert.is_not_nil(sessions.get(t, "s1"))
+            assert.is_nil(LS.get(t, ls))
+            local it = ls_item(t, ls)
+            assert.equal(iso(T0 + 1000), it.expires_at)
+            assert.equal(math.floor((T0 + 1000) / 1000), it.ttl)
+            assert.is_true(sessions.update(t, "s1", { idle_expires_at = iso(T0 + 48 * HOUR) }))
+            assert.is_nil(LS.get(t, ls))
+        end)
+
+        it("update bumps the stored login session when an expiry moves later", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + HOUR)
+            sessions.create(t, session("s1", "u", { login_session_id = ls, expires_at = iso(T0 + HOUR),
+                idle_expires_at = iso(T0 + HOUR) }))
+            assert.is_true(sessions.update(t, "s1", { idle_expires_at = iso(T0 + 5 * 24 * HOUR) }))
+            assert.equal(iso(T0 + 5 * 24 * HOUR), LS.get(t, ls).expires_at)
+            assert.equal(math.floor((T0 + 5 * 24 * HOUR) / 1000), ls_item(t, ls).ttl)
+            -- the later of the merged expiries, even when only the other one moved
+            assert.is_true(sessions.update(t, "s1", { expires_at = iso(T0 + 2 * HOUR) }))
+            assert.equal(iso(T0 + 5 * 24 * HOUR), LS.get(t, ls).expires_at)
+        end)
+
+        it("update bumps the login session the patch names", function()
+            local t = fx.tenant()
+            local old_ls, new_ls = login(t, T0 + HOUR), login(t, T0 + HOUR)
+            sessions.create(t, session("s1", "u", { login_session_id = old_ls, expires_at = iso(T0 + HOUR) }))
+            assert.is_true(sessions.update(t, "s1", { login_session_id = new_ls, expires_at = iso(T0 + 9 * HOUR) }))
+            assert.equal(iso(T0 + 9 * HOUR), LS.get(t, new_ls).expires_at)
+            assert.equal(iso(T0 + HOUR), LS.get(t, old_ls).expires_at)
+        end)
+
+        it("update never shortens, and an update that moves no expiry later sends no bump", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + 10 * HOUR)
+            sessions.create(t, session("s1", "u", { login_session_id = ls, expires_at = iso(T0 + 10 * HOUR) }))
+            local before = fx.requests()
+            assert.is_true(sessions.update(t, "s1", { expires_at = iso(T0 + 2 * HOUR) }))
+            assert.equal(2, fx.requests() - before) -- read + write, no bump
+            before = fx.requests()
+            assert.is_true(sessions.update(t, "s1", { revoked_at = iso(T0) }))
+            assert.equal(1, fx.requests() - before)
+            assert.is_true(sessions.update(t, "s1", { idle_expires_at = iso(T0 + 3 * HOUR) })) -- later, but shorter
+            local it = ls_item(t, ls)
+            assert.equal(iso(T0 + 10 * HOUR), it.expires_at)
+            assert.equal(math.floor((T0 + 10 * HOUR) / 1000), it.ttl)
+        end)
+
+        it("a bump that fails (logged, swallowed) neither fails nor undoes the session write", function()
+            local t = fx.tenant()
+            local ls = login(t, T0 + HOUR)
+            local broken = fx.adapters({ tableName = "no_such_table_" .. os.time() }).loginSessions
+            local calls, real = 0, LS._bump
+            LS._bump = function(...)
+                calls = calls + 1
+                return broken._bump(...) -- ResourceNotFoundException inside: logged, false
+            end
+            local ok, err = pcall(sessions.create, t, session("s1", "u", { login_session_id = ls,
+                expires_at = iso(T0 + 9 * HOUR) }))
+            LS._bump = real
+            assert.is_true(ok, tostring(err))
+            assert.equal(1, calls)
+            assert.is_not_nil(sessions.get(t, "s1"))
+            assert.equal(iso(T0 + HOUR), LS.get(t, ls).expires_at)
         end)
     end)
 

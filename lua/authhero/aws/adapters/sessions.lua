@@ -1,7 +1,7 @@
 -- sessions (contract §4.3): PK TENANT#{t} / SK SESSION#{id}, GSI1 TENANT#{t}#USER#{u} / SESSION#{id}
--- (a user's sessions, for `q = "user_id:…"`), TTL from expires_at else idle_expires_at.
--- Not done here: the "bump the parent login session" rule (§5.1), which needs the loginSessions
--- adapter; create and update leave login sessions alone until it exists.
+-- (a user's sessions, for `q = "user_id:…"`), TTL from expires_at else idle_expires_at. create, and
+-- an update that moves an expiry later, extend the parent login session through the bump rule
+-- (loginSessions._bump, §5.1): a separate best-effort write that never undoes the session's own.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
@@ -37,8 +37,22 @@ local function ttl_of(expires_at, idle_expires_at)
     return store.ttl_from(present(expires_at)) or store.ttl_from(present(idle_expires_at))
 end
 
-return function(ctx)
+-- the later of two normalized timestamps (either may be absent), or nil
+local function later(a, b)
+    if type(a) ~= "string" then a = nil end
+    if type(b) ~= "string" then b = nil end
+    if a == nil or (b ~= nil and b > a) then return b end
+    return a
+end
+
+return function(ctx, adapters)
     local function to_record(item) return store.to_record(E, item) end
+
+    -- Extends login session `ls_id` to `until_iso` (never shortens; best effort, never raises).
+    local function bump(tenant_id, ls_id, until_iso)
+        local ls = adapters and adapters.loginSessions
+        if until_iso and type(ls_id) == "string" and ls and ls._bump then ls._bump(tenant_id, ls_id, until_iso) end
+    end
 
     local M = {}
 
@@ -63,6 +77,7 @@ return function(ctx)
         k.ttl = ttl_of(rec.expires_at, rec.idle_expires_at)
         local item = ctx:to_item(E, rec, k)
         ctx:put_new(item, "Session already exists")
+        bump(tenant_id, rec.login_session_id, later(rec.expires_at, rec.idle_expires_at))
         return to_record(item)
     end
 
@@ -98,7 +113,9 @@ return function(ctx)
 
     -- Patches touching neither expiry nor user_id are one conditional UpdateItem. Otherwise the
     -- stored item is read first (ttl depends on both expiry fields) and the write is conditioned on
-    -- the values it was computed from; a lost race is retried once, then 409.
+    -- the values it was computed from; a lost race is retried once, then 409. When an expiry moved
+    -- later, the login session (the patch's login_session_id, else the stored one) is then bumped
+    -- to the later of the session's expiries.
     function M.update(tenant_id, id, patch)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(id, "id")
@@ -140,7 +157,19 @@ return function(ctx)
                 end
                 return table.concat(conds, " AND ")
             end)
-            if ok then return true end
+            if ok then
+                local moved = false
+                for _, f in ipairs({ "expires_at", "idle_expires_at" }) do
+                    local v = present(p[f])
+                    if v ~= nil and (type(old[f]) ~= "string" or v > old[f]) then moved = true end
+                end
+                if moved then
+                    local ls_id = p.login_session_id
+                    if ls_id == nil then ls_id = old.login_session_id end
+                    bump(tenant_id, ls_id, later(exp, idle))
+                end
+                return true
+            end
         end
         store.conflict("Session was modified concurrently")
     end
