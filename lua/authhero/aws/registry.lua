@@ -350,7 +350,7 @@ _M.entities = {
         cli = { id = "id", import = { args = { "tenant", "record" }, clock = true } },
     },
     {
-        name = "keys", module = false --[[ keys ]], entity_type = "KEY", scope = "global",
+        name = "keys", module = "keys", entity_type = "KEY", scope = "global",
         summary = "A signing or encryption key of a tenant, or shared by all tenants (no tenant_id).",
         key = { name = "signing_key", pk = "KEYS", sk = "KEY#{kid}" },
         q = {
@@ -369,7 +369,7 @@ _M.entities = {
         owner = { "tenant_id", "kid" }, whose = "tenant {tenant_id}",
     },
     {
-        name = "clientGrants", module = false --[[ client_grants ]], entity_type = "CLIENT_GRANT", scope = "tenant",
+        name = "clientGrants", module = "client_grants", entity_type = "CLIENT_GRANT", scope = "tenant",
         summary = "What a client may ask of an API (resource server) in client-credentials grants.",
         key = { name = "client_grant", pk = T, sk = "CLIENT_GRANT#{id}" },
         indexes = {
@@ -395,7 +395,7 @@ _M.entities = {
         cli = { id = "id" },
     },
     {
-        name = "resourceServers", module = false --[[ resource_servers ]], entity_type = "RESOURCE_SERVER", scope = "tenant",
+        name = "resourceServers", module = "resource_servers", entity_type = "RESOURCE_SERVER", scope = "tenant",
         summary = "An API (audience) tokens are issued for; identifiers are unique per tenant.",
         key = { name = "resource_server", pk = T, sk = "RESOURCE_SERVER#{id}" },
         helpers = {
