@@ -416,7 +416,7 @@ _M.entities = {
         cli = { id = "id" },
     },
     {
-        name = "userRoles", module = false --[[ user_roles ]], entity_type = "USER_ROLE", scope = "tenant",
+        name = "userRoles", module = "user_roles", entity_type = "USER_ROLE", scope = "tenant",
         summary = "A role assigned to a user, globally (organization_id \"\") or in one organization.",
         key = { name = "user_role", pk = T .. "[#ORG#{organization_id}]#USER#{user_id}", sk = "USER_ROLE#{role_id}" },
         indexes = {
@@ -431,7 +431,7 @@ _M.entities = {
         describe = "role {role_id} of user {user_id} (organization {organization_id})",
     },
     {
-        name = "userPermissions", module = false --[[ user_permissions ]], entity_type = "USER_PERMISSION", scope = "tenant",
+        name = "userPermissions", module = "user_permissions", entity_type = "USER_PERMISSION", scope = "tenant",
         summary = "A permission granted to a user directly, globally or in one organization.",
         key = { name = "user_permission", pk = T .. "[#ORG#{organization_id}]#USER#{user_id}",
             sk = "USER_PERMISSION#{resource_server_identifier}#{permission_name}" },
