@@ -446,7 +446,7 @@ _M.entities = {
         describe = "permission {permission_name} of {resource_server_identifier} for user {user_id}",
     },
     {
-        name = "branding", module = false --[[ branding ]], entity_type = "BRANDING", scope = "tenant",
+        name = "branding", module = "branding", entity_type = "BRANDING", scope = "tenant",
         summary = "The tenant's colours, logo and font (one item, merged on set).",
         key = { name = "branding", pk = T, sk = "BRANDING" },
         json = { colors = "object", font = "object" },
@@ -456,7 +456,7 @@ _M.entities = {
             export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
-        name = "themes", module = false --[[ themes ]], entity_type = "THEME", scope = "tenant",
+        name = "themes", module = "themes", entity_type = "THEME", scope = "tenant",
         summary = "A universal-login theme (borders, colours, fonts, page background, widget).",
         key = { name = "theme", pk = T, sk = "THEME#{themeId}" },
         json = { borders = "object", colors = "object", fonts = "object", page_background = "object", widget = "object" },
@@ -504,7 +504,7 @@ _M.entities = {
         cli = { id = "log_id", import = { args = { "tenant", "record" } } },
     },
     {
-        name = "promptSettings", module = false --[[ prompt_settings ]], entity_type = "PROMPT_SETTING", scope = "tenant",
+        name = "promptSettings", module = "prompt_settings", entity_type = "PROMPT_SETTING", scope = "tenant",
         summary = "The tenant's login prompt settings (identifier first, ...); defaults when absent.",
         key = { name = "prompt_settings", pk = T, sk = "PROMPT_SETTINGS" },
         hidden = { tenant_id = true, created_at = true, updated_at = true },
@@ -513,7 +513,7 @@ _M.entities = {
             export = { mode = "single", call = "get", args = { "tenant" } } },
     },
     {
-        name = "clientConnections", module = false --[[ client_connections ]], entity_type = "CLIENT_CONNECTION",
+        name = "clientConnections", module = "client_connections", entity_type = "CLIENT_CONNECTION",
         scope = "tenant",
         summary = "A connection enabled for a client, in the client's display order.",
         key = { name = "client_connection", pk = T .. "#CLIENT#{client_id}",
@@ -521,6 +521,11 @@ _M.entities = {
         indexes = {
             { name = "client_connection_connection_index", index = "GSI1", pk = T .. "#CONNECTION#{connection_id}",
                 sk = "CLIENT_CONNECTION#{client_id}", use = "listByConnection, connection removal" },
+        },
+        helpers = {
+            { name = "client_connection_list", entity_type = "CLIENT_CONNECTION_LIST", kind = "version",
+                pk = T .. "#CLIENT#{client_id}", sk = "CLIENT_CONNECTION_LIST",
+                use = "a version number every change of the client's list is conditioned on" },
         },
         parents = { { "clients" }, { "connections", via = "GSI1", map = { connection_id = "id" } } },
         cli = { import = { method = "updateByClient", args = { "tenant", "@client_id", "@connection_ids" } },
