@@ -465,7 +465,7 @@ _M.entities = {
         cli = { id = "themeId", import = { args = { "tenant", "record", "@themeId", "options" } }, export = { mode = "none" } },
     },
     {
-        name = "hooks", module = false --[[ hooks ]], entity_type = "HOOK", scope = "tenant",
+        name = "hooks", module = "hooks", entity_type = "HOOK", scope = "tenant",
         summary = "A hook on a trigger: a web hook, a form, a template, hook code or a page.",
         key = { name = "hook", pk = T, sk = "HOOK#{hook_id}" },
         json = { metadata = "object" },
@@ -481,7 +481,7 @@ _M.entities = {
         cli = { id = "hook_id" },
     },
     {
-        name = "logs", module = false --[[ logs ]], entity_type = "LOG", scope = "tenant",
+        name = "logs", module = "logs", entity_type = "LOG", scope = "tenant",
         summary = "An audit log entry; kept for the retention period, listed newest first by day.",
         key = { name = "log", pk = T, sk = "LOG#{log_id}" },
         indexes = {
