@@ -21,7 +21,7 @@ SPECS_INTEG := spec/integration
 STATS    := build/test-stats
 
 .PHONY: all deps deps-full build jit test demo unit integration compat asan valgrind fuzz fuzz-ci \
-        bench lint format format-check check-rockspec clean
+        bench lint format format-check check-rockspec docs clean
 
 all: deps build
 
@@ -111,6 +111,10 @@ format-check:
 
 check-rockspec:
 	@scripts/check-rockspec
+
+# docs/data-model.md from the entity registry (spec/unit/data_model_spec.lua fails when it is stale)
+docs: build
+	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' $(LUA) scripts/data_model.lua
 
 clean:
 	rm -rf build
