@@ -112,9 +112,11 @@ format-check:
 check-rockspec:
 	@scripts/check-rockspec
 
-# docs/data-model.md from the entity registry (spec/unit/data_model_spec.lua fails when it is stale)
+# Generated files: docs/data-model.md from the entity registry (spec/unit/data_model_spec.lua fails
+# when it is stale) and the rockspec's list of Lua modules (make lint fails when it is stale).
 docs: build
 	@LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/5.4/?.so;;' $(LUA) scripts/data_model.lua
+	@scripts/check-rockspec --write
 
 clean:
 	rm -rf build
