@@ -44,7 +44,8 @@ $(SOJIT): $(SRCS) $(HDRS) Makefile
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(JIT_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
 
 # Unit specs under lua5.4 and LuaJIT, a short fuzz run, integration specs against DynamoDB Local
-# (started by the specs unless DYNAMODB_ENDPOINT is set); one closing line counts them all.
+# (started by the specs unless DYNAMODB_ENDPOINT is set), the OpenResty example in nginx, and the
+# conformance suite (AuthHero's own server on the adapters); one closing line counts them all.
 test: deps-full
 	@$(MAKE) --no-print-directory build
 	@rm -rf $(STATS); mkdir -p $(STATS)
@@ -53,6 +54,7 @@ test: deps-full
 	@if scripts/fuzz 20; then echo "1 0" > $(STATS)/fuzz; else echo "0 1" > $(STATS)/fuzz; fi
 	@scripts/run-busted $(STATS)/integ-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG) || true
 	@scripts/openresty-test --stats $(STATS)/openresty || true
+	@scripts/conformance --stats $(STATS)/conformance || true
 	@scripts/summary $(STATS)
 
 unit: build
@@ -122,8 +124,8 @@ clean:
 	rm -rf build
 
 # AuthHero's own server (authhero 9.6.1) on these Lua adapters against DynamoDB Local
-# (scripts/conformance: installs what it needs, prints MISSING methods and schema violations).
-# Not part of `make test` yet.
+# (scripts/conformance: installs what it needs, prints MISSING methods and schema violations);
+# also the last part of `make test`.
 .PHONY: conformance
 conformance:
 	@scripts/conformance
