@@ -366,6 +366,20 @@ function _M.index_attrs(E, record)
     return set, absent
 end
 
+-- DynamoDB's key limits (contract §2.4): bytes of a partition-key and of a sort-key value.
+_M.KEY_LIMITS = { PK = 2048, SK = 1024, GSI1PK = 2048, GSI1SK = 1024, GSI2PK = 2048, GSI2SK = 1024 }
+local KEY_ATTRS = { "PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK" }
+
+-- oversized(key) -> the first key attribute longer than DynamoDB allows, its size and its limit;
+-- nil when every key attribute fits.
+function _M.oversized(key)
+    for _, a in ipairs(KEY_ATTRS) do
+        local v = key[a]
+        if type(v) == "string" and #v > _M.KEY_LIMITS[a] then return a, #v, _M.KEY_LIMITS[a] end
+    end
+    return nil
+end
+
 -- ttl(E, record, retention_days) -> epoch seconds, or nil when the entity has none or no source
 -- field has a value. A source value that is not a timestamp gives nil (callers validate first).
 function _M.ttl(E, record, retention_days)

@@ -94,11 +94,42 @@ function _M.to_item(_, E, record, keys)
     end
     for k, v in pairs(keys) do item[k] = v end
     item.entityType = E.entity_type
+    _M.check_key(item, E)
     local size = #core.marshal_item(item)
     if size > MAX_ITEM_BYTES then
         errors.validation("%s is %d bytes as an item; DynamoDB's limit is 400 KB", E.entity_type, size)
     end
     return item
+end
+
+-- Raises a 400 naming the field when a key attribute of item is longer than DynamoDB allows
+-- (contract §2.4): the longest string among the fields the keys of E (an entity or helper, when
+-- known) are built from, else the key attribute itself.
+function _M.check_key(item, E)
+    local schema = require "authhero.aws.schema"
+    local attr, size, limit = schema.oversized(item)
+    if not attr then return end
+    local name, len = nil, -1
+    local bt = E == nil and schema.by_type[item.entityType] or nil
+    E = E or (bt and bt.entity)
+    if E and E.item then
+        local templates = { E.item }
+        for _, t in ipairs(E.indexes or {}) do templates[#templates + 1] = t end
+        for _, t in ipairs(E.helpers or {}) do templates[#templates + 1] = t end
+        for _, t in ipairs(templates) do
+            for _, f in ipairs(t.fields) do
+                local v = item[f]
+                if type(v) == "string" and (#v > len or (#v == len and f < name)) then name, len = f, #v end
+            end
+        end
+    end
+    errors.validation("%s is too long: the %s key would be %d bytes (DynamoDB's limit is %d)", name or attr, attr,
+        size, limit)
+end
+
+-- A key no item can have (longer than DynamoDB allows): reads and writes by it find nothing.
+local function impossible(key)
+    return require("authhero.aws.schema").oversized(key) ~= nil
 end
 
 -- A patch -> (set, remove) for update_item: nil leaves a field alone, core.null removes it, JSON
@@ -188,6 +219,7 @@ _M.names_values = names_values
 
 -- UpdateItem request: set = { attr = value }, remove = { attr, ... }; cond built by cond_fn(st).
 function _M.update_request(self, key, set, remove, cond_fn)
+    if set then _M.check_key(set) end -- index keys the update moves
     local st = names_values()
     local sets, rems = {}, {}
     local attrs = {}
@@ -217,6 +249,7 @@ end
 -- single-item operations ---------------------------------------------------------------------------
 
 function _M.get_item(self, pk, sk, consistent)
+    if impossible({ PK = pk, SK = sk }) then return nil end
     local r = self.client:call("GetItem", { TableName = self.table, Key = { PK = pk, SK = sk },
         ConsistentRead = consistent and true or nil })
     if r.Item and self:live(r.Item) then return r.Item end
@@ -225,6 +258,7 @@ end
 
 -- PutItem that must not replace a live item; a taken key raises 409 with message.
 function _M.put_new(self, item, message)
+    _M.check_key(item)
     local st = names_values()
     local req = st.apply({ TableName = self.table, Item = item, ConditionExpression = self:cond_absent(st) })
     local ok, err = pcall(self.client.call, self.client, "PutItem", req)
@@ -237,6 +271,7 @@ end
 
 -- UpdateItem on a live item -> true, or false when it is missing.
 function _M.update_item(self, key, set, remove, extra_cond)
+    if impossible(key) then return false end
     local req = self:update_request(key, set, remove, function(st)
         local c = self:cond_exists_live(st)
         if extra_cond then c = "(" .. c .. ") AND (" .. extra_cond(st) .. ")" end
@@ -250,6 +285,7 @@ end
 
 -- DeleteItem -> the old item (live or not), or nil when there was none.
 function _M.delete_item(self, pk, sk)
+    if impossible({ PK = pk, SK = sk }) then return nil end
     local r = self.client:call("DeleteItem", { TableName = self.table, Key = { PK = pk, SK = sk },
         ReturnValues = "ALL_OLD" })
     return r.Attributes
@@ -271,6 +307,7 @@ local function key_id(key)
 end
 
 function Tx._add(self, kind, key, op)
+    _M.check_key(key) -- a write: 400 before any request (reads check and find nothing instead)
     local id = key_id(key)
     if self.keys[id] then error("transaction has two operations on " .. id:gsub("%z", " / "), 3) end
     self.keys[id] = true
@@ -418,6 +455,8 @@ end
 -- opts: pk, prefix, index ("GSI1"/"GSI2"), consistent, limit, start (ExclusiveStartKey).
 -- Returns the raw reply.
 function _M.query_page(self, opts)
+    local limits = require("authhero.aws.schema").KEY_LIMITS
+    if #opts.pk > limits.PK or (opts.prefix and #opts.prefix > limits.SK) then return { Items = {} } end -- no such key
     local st = names_values()
     local pk_attr, sk_attr = "PK", "SK"
     if opts.index then pk_attr, sk_attr = opts.index .. "PK", opts.index .. "SK" end
