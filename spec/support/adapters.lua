@@ -5,6 +5,8 @@
 --   fx.set_now(ms) / fx.advance(seconds) / fx.reset_clock()   -- the adapters' "now"
 -- and the checks the specs share:
 --   fx.requests()                      -- requests the shared client has sent so far
+--   fx.ops(fn[, label])                -- fn()'s result and the operations it sent, in order
+--   fx.count(list, value)              -- how many elements of list equal value
 --   fx.rejects(f, ...)                 -- f(...) raises 400 ValidationError and sends nothing
 --   fx.raw_get(key) / fx.raw_put(item) / fx.raw_delete(key) / fx.raw_partition(pk)
 --   fx.ids(list[, field])              -- the records' ids (field defaults to "id")
@@ -89,6 +91,32 @@ end
 
 -- Requests the shared client has sent so far.
 function M.requests() return M.client().stats.requests end
+
+-- ops(fn[, label]) -> fn()'s result, and the DynamoDB operations the shared client sent meanwhile,
+-- in order, each named label(op, params) (default: the operation's name). fn's error is re-raised.
+function M.ops(fn, label)
+    local c = M.client()
+    local own = rawget(c, "call")
+    local orig = c.call
+    local ops = {}
+    c.call = function(self, op, p)
+        ops[#ops + 1] = label and label(op, p) or op
+        return orig(self, op, p)
+    end
+    local ok, res = pcall(fn)
+    rawset(c, "call", own)
+    if not ok then error(res, 0) end
+    return res, ops
+end
+
+-- How many elements of list equal value (e.g. the outcomes of fx.race).
+function M.count(list, value)
+    local n = 0
+    for _, v in ipairs(list) do
+        if v == value then n = n + 1 end
+    end
+    return n
+end
 
 -- Raises unless f(...) raises a 400 ValidationError without sending a single request; returns it.
 function M.rejects(f, ...)

@@ -16,6 +16,7 @@
 --     `AND` (exactly) is ignored; bare `NOT`, `&&`, `||` are 400 (not supported, not free text).
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
+local util = require "authhero.aws.util"
 
 local _M = {}
 
@@ -329,17 +330,6 @@ end
 local BOOL_VALUES = { [true] = true, [false] = false, [1] = true, [0] = false,
     ["true"] = true, ["false"] = false, ["1"] = true, ["0"] = false }
 
--- Byte order for strings: `<` on strings uses strcoll, which only equals byte order in the C locale.
-local function byte_lt(a, b)
-    local n = #a
-    if #b < n then n = #b end
-    for k = 1, n do
-        local x, y = byte(a, k), byte(b, k)
-        if x ~= y then return x < y end
-    end
-    return #a < #b
-end
-
 local function native_lt(a, b)
     return a < b
 end
@@ -347,7 +337,7 @@ end
 local function string_lt()
     local c = os.setlocale and os.setlocale(nil, "collate")
     if c == nil or c == "C" or c == "POSIX" then return native_lt end
-    return byte_lt
+    return util.byte_lt -- `<` uses strcoll, which only equals byte order in the C locale
 end
 
 local function compile_string(c)

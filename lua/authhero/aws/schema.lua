@@ -193,9 +193,11 @@ function _M.fields_of_key(t, key)
     return out
 end
 
--- partition_of(t, get) -> the partition key value of template t, fields from get(field), or nil.
-function _M.partition_of(t, get)
-    return build(t.pk, get, false)
+-- partition_of(t, get[, strict]) -> the partition key value of template t, fields from get(field),
+-- or nil when a field has no value (nil, null, or ""). strict: as the keys.<name> builders, "" is a
+-- value and a missing one is a programming error (raises).
+function _M.partition_of(t, get, strict)
+    return build(t.pk, get, strict or false)
 end
 
 -- keys.<name>(v1, v2, ...) in placeholder order, or keys.<name>{ field = v, ... }; a missing value

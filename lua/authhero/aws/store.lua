@@ -72,6 +72,14 @@ function _M.opt_string(v, name)
     return v
 end
 
+-- nil, or a non-negative integer (a paging parameter)
+function _M.opt_count(v, name)
+    if v ~= nil and (type(v) ~= "number" or v ~= math.floor(v) or v < 0) then
+        errors.validation("%s must be a non-negative integer", name)
+    end
+    return v
+end
+
 function _M.conflict(message, cause)
     errors.raise(409, "Conflict", message, { cause = cause })
 end
@@ -217,15 +225,17 @@ local function names_values()
 end
 _M.names_values = names_values
 
--- UpdateItem request: set = { attr = value }, remove = { attr, ... }; cond built by cond_fn(st).
-function _M.update_request(self, key, set, remove, cond_fn)
+-- UpdateItem request: set = { attr = value }, remove = { attr, ... }; cond built by cond_fn(st);
+-- once = { attr = value } is set only where the item has no value yet (if_not_exists), after set.
+function _M.update_request(self, key, set, remove, cond_fn, once)
     if set then _M.check_key(set) end -- index keys the update moves
     local st = names_values()
     local sets, rems = {}, {}
-    local attrs = {}
-    for k in pairs(set or {}) do attrs[#attrs + 1] = k end
-    table.sort(attrs)
-    for _, k in ipairs(attrs) do sets[#sets + 1] = st.name(k) .. " = " .. st.value(set[k]) end
+    for _, k in ipairs(util.sorted_keys(set)) do sets[#sets + 1] = st.name(k) .. " = " .. st.value(set[k]) end
+    for _, k in ipairs(util.sorted_keys(once)) do
+        local n = st.name(k)
+        sets[#sets + 1] = n .. " = if_not_exists(" .. n .. ", " .. st.value(once[k]) .. ")"
+    end
     for _, k in ipairs(remove or {}) do rems[#rems + 1] = st.name(k) end
     local expr = {}
     if #sets > 0 then expr[#expr + 1] = "SET " .. table.concat(sets, ", ") end
@@ -233,6 +243,12 @@ function _M.update_request(self, key, set, remove, cond_fn)
     local req = { TableName = self.table, Key = key, UpdateExpression = table.concat(expr, " ") }
     if cond_fn then req.ConditionExpression = cond_fn(st) end
     return st.apply(req)
+end
+
+-- UpdateItem request that creates the item when it is absent (no condition): SET `set`, `once` only
+-- where the item has no value yet (e.g. created_at), REMOVE `remove`.
+function _M.upsert_request(self, key, set, once, remove)
+    return self:update_request(key, set, remove, nil, once)
 end
 
 -- "the item exists and is live"
@@ -429,6 +445,46 @@ function _M.remove_guarded(self, key, guard_key, owned)
     return false
 end
 
+-- Takes over a left-over guard: one whose owner is gone or no longer holds the guarded value
+-- (written outside this library, or missed by a cascade that read a lagging index) is deleted, on the
+-- condition that its owner attribute is still what was read, so the value can be taken.
+-- guard_key: { PK, SK }; owner_attr: the guard's attribute naming its owner's id; self_id: the
+-- record about to take the value (nil on create); holds(owner_id) -> true when that owner (read
+-- consistently) still has the value. Returns true when trying again may succeed (the guard is gone,
+-- is self_id's own, or was stale and is deleted now), false when its owner holds it (a real 409).
+-- May raise on other failures.
+function _M.drop_stale_guard(self, guard_key, owner_attr, self_id, holds)
+    local g = self:get_item(guard_key.PK, guard_key.SK, true)
+    if not g then return true end
+    local owner = g[owner_attr]
+    if self_id ~= nil and owner == self_id then return true end
+    if type(owner) == "string" and holds(owner) then return false end
+    local tx = self:tx()
+    tx:delete({ PK = guard_key.PK, SK = guard_key.SK }, function(st)
+        if owner == nil then return "attribute_not_exists(" .. st.name(owner_attr) .. ")" end
+        return st.name(owner_attr) .. " = " .. st.value(owner)
+    end)
+    tx:run()
+    return true
+end
+
+-- Puts a new item and the guard of its unique value in one transaction -> item. A taken item key
+-- raises 409 (o.exists); a guard held by a live owner raises 409 (o.taken); a left-over guard is
+-- taken over (drop_stale_guard) and the put tried once more.
+-- o: item, guard (the guard item), owner_attr, holds(owner_id) (as drop_stale_guard), exists, taken.
+function _M.create_guarded(self, o)
+    for _ = 1, 2 do
+        local tx = self:tx()
+        tx:put_new(o.item)
+        tx:put_new(o.guard)
+        local ok, reasons = tx:run()
+        if ok then return o.item end
+        if _M.failed(reasons[1]) then _M.conflict(o.exists) end
+        if not self:drop_stale_guard(o.guard, o.owner_attr, nil, o.holds) then break end
+    end
+    _M.conflict(o.taken)
+end
+
 -- Deletes items (or keys) in batches of 25, unprocessed ones retried; raises UnprocessedItems
 -- naming `what` when some still could not be deleted.
 function _M.delete_items(self, items, what)
@@ -484,6 +540,37 @@ function _M.query_all(self, opts)
         end
         start = r.LastEvaluatedKey
     until start == nil
+    return out
+end
+
+-- index_records(template, fields, to_record) -> records: the live items of the partition of an
+-- index template (schema.templates.<name>) that `fields` (field -> value) fill, read by the
+-- template's sort-key prefix (the whole sort key when `fields` fill it too), re-checked (§2.10: an
+-- index is shared and eventually consistent) so that every attribute named in `fields` equals the
+-- item's, and read by to_record(item) -> record or nil (nil drops the item). As with the keys.<name>
+-- builders, "" is a value and a partition field missing from `fields` is a programming error.
+function _M.index_records(self, template, fields, to_record)
+    local schema = require "authhero.aws.schema"
+    local pk, prefix
+    local filled = true
+    for _, f in ipairs(template.fields) do
+        if fields[f] == nil then filled = false end
+    end
+    if filled then
+        local k = schema.keys[template.name](fields)
+        pk, prefix = k[template.pk_attr], k[template.sk_attr]
+    else
+        pk, prefix = schema.partition_of(template, function(f) return fields[f] end, true), template.prefix
+    end
+    local out = {}
+    for _, it in ipairs(self:query_all({ pk = pk, prefix = prefix, index = template.index })) do
+        local same = true
+        for f, v in pairs(fields) do
+            if it[f] ~= v then same = false end
+        end
+        local r = same and to_record(it) or nil
+        if r ~= nil then out[#out + 1] = r end
+    end
     return out
 end
 
@@ -699,14 +786,35 @@ local function page_list(records, params, keyset, limit, fp, items_key)
     return res
 end
 
--- The paging parameters of a list call -> keyset (boolean), limit; raises 400 on bad ones.
+-- The params of a list call (nil: none) and its q (nil when absent or blank); 400 when params is
+-- not a table or q not a string.
+function _M.list_params(params)
+    if params == nil then params = {} end
+    if type(params) ~= "table" then errors.validation("list params must be a table") end
+    local q = params.q
+    if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
+    if q and q:match("^%s*$") then q = nil end
+    return params, q
+end
+
+-- page_params(params) -> keyset (boolean), limit: the paging parameters of a list call (from/take
+-- for keyset pages, else page/per_page); raises 400 on bad ones.
 local function page_params(self, params)
-    if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0 or params.page ~= math.floor(params.page)) then
-        errors.validation("page must be a non-negative integer")
-    end
+    _M.opt_count(params.page, "page")
     local keyset = params.from ~= nil or params.take ~= nil
     return keyset, clamp_size(keyset and params.take or params.per_page, self.max_page_size,
         keyset and "take" or "per_page")
+end
+_M.page_params = page_params
+
+-- How many records an offset page (params.page of limit each) skips; 400 past MAX_OFFSET (keyset
+-- pagination goes further).
+function _M.offset_of(params, limit)
+    local skip = (params.page or 0) * limit
+    if skip > MAX_OFFSET then
+        errors.validation("page * per_page may not exceed %d; use keyset pagination (from/take)", MAX_OFFSET)
+    end
+    return skip
 end
 
 -- pager(params, items_key, what) -> page(records): checks the paging parameters now (a 400
@@ -723,12 +831,8 @@ end
 -- to_record(item) -> record or nil, items_key, sortable (set of fields), fast_paths
 -- ({ field = function(value) -> records }), keep(record) -> boolean (e.g. keyset drops linked users).
 function _M.list(self, opts)
-    local params = opts.params or {}
-    if type(params) ~= "table" then errors.validation("list params must be a table") end
+    local params, q = _M.list_params(opts.params or {})
     local filter = require "authhero.aws.filter"
-    local q = params.q
-    if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
-    if q and q:match("^%s*$") then q = nil end
     local pred, ast
     if q then
         if not opts.spec then errors.validation("q is not supported when listing %s", opts.items_key) end
@@ -788,11 +892,7 @@ function _M.list(self, opts)
             start = r.LastEvaluatedKey
         until res.next or start == nil
     else
-        local page = params.page or 0
-        local skip = page * limit
-        if skip > MAX_OFFSET then
-            errors.validation("page * per_page may not exceed %d; use keyset pagination (from/take)", MAX_OFFSET)
-        end
+        local skip = _M.offset_of(params, limit)
         res.start = skip
         if sort_by then
             local all = {}

@@ -1,5 +1,5 @@
 -- Small shared helpers for the adapters: ids (CSPRNG), ISO-8601 time, JSON-string attributes,
--- base64url. Nothing here talks to DynamoDB.
+-- base64url, byte-order comparison. Nothing here talks to DynamoDB.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 
@@ -113,6 +113,19 @@ function _M.normalize_time(s, field)
     return _M.iso(ms)
 end
 
+-- Normalizes the timestamp fields of a record or patch in place: each one present must be a string
+-- (else a ValidationError "<field> must be an ISO-8601 timestamp") and is rewritten in the stored
+-- form; absent and null fields stay as they are.
+function _M.normalize_times(r, fields)
+    for _, f in ipairs(fields) do
+        local v = r[f]
+        if v ~= nil and v ~= core.null then
+            if type(v) ~= "string" then errors.validation("%s must be an ISO-8601 timestamp", f) end
+            r[f] = _M.normalize_time(v, f)
+        end
+    end
+end
+
 -- JSON-string attributes --------------------------------------------------------------------------
 
 -- Encodes a structured field for storage; kind "array" writes {} as [].
@@ -144,6 +157,26 @@ function _M.unb64url(s)
     s = s:gsub("%-", "+"):gsub("_", "/")
     s = s .. string.rep("=", (4 - #s % 4) % 4)
     return core.base64_decode(s)
+end
+
+-- a < b in byte order. (`<` on strings follows the C library's collation, which is byte order only
+-- in the "C" locale.)
+function _M.byte_lt(a, b)
+    local n = #a
+    if #b < n then n = #b end
+    for i = 1, n do
+        local x, y = a:byte(i), b:byte(i)
+        if x ~= y then return x < y end
+    end
+    return #a < #b
+end
+
+-- The keys of t (nil: none), sorted.
+function _M.sorted_keys(t)
+    local out = {}
+    for k in pairs(t or {}) do out[#out + 1] = k end
+    table.sort(out)
+    return out
 end
 
 function _M.shallow_copy(t)

@@ -11,22 +11,6 @@ local function iso(ms) return util.iso(ms) end
 
 local function raw(t, id) return fx.raw_get(schema.keys.hook(t, id)) end
 
--- Runs fn and returns its result plus the DynamoDB operations it sent, in order.
-local function ops_of(fn)
-    local c = fx.client()
-    local own = rawget(c, "call")
-    local orig = c.call
-    local ops = {}
-    c.call = function(self, op, p)
-        ops[#ops + 1] = op
-        return orig(self, op, p)
-    end
-    local ok, res = pcall(fn)
-    rawset(c, "call", own)
-    if not ok then error(res, 0) end
-    return res, ops
-end
-
 local VARIANT_FIELDS = { "url", "form_id", "template_id", "code_id", "page_id" }
 local function variants_of(item)
     local out = {}
@@ -215,14 +199,14 @@ describe("hooks", function()
             local h = hooks.create(t, { hook_id = "u1", trigger_id = "post-user-login", url = "https://a",
                 priority = 1, metadata = { a = 1 }, enabled = true })
             fx.advance(5)
-            local res, ops = ops_of(function()
+            local res, ops = fx.ops(function()
                 return hooks.update(t, "u1", { enabled = false, synchronous = true, priority = 7,
                     metadata = { b = 2 }, created_at = "1999-01-01T00:00:00Z", hook_id = "other" })
             end)
             assert.is_true(res)
             assert.same({ "UpdateItem" }, ops)
             -- a variant field alone: the stored trigger is read to check it fits
-            res, ops = ops_of(function() return hooks.update(t, "u1", { url = "https://b" }) end)
+            res, ops = fx.ops(function() return hooks.update(t, "u1", { url = "https://b" }) end)
             assert.is_true(res)
             assert.same({ "GetItem", "UpdateItem" }, ops)
             local got = hooks.get(t, "u1")
@@ -247,13 +231,13 @@ describe("hooks", function()
             local t = fx.tenant()
             hooks.create(t, { hook_id = "sw", trigger_id = "post-user-login", url = "https://a" })
             -- the new variant with its trigger: checked before the write, no read
-            local _, ops = ops_of(function()
+            local _, ops = fx.ops(function()
                 assert.is_true(hooks.update(t, "sw", { form_id = "form_1", trigger_id = "post-user-login" }))
             end)
             assert.same({ "UpdateItem" }, ops)
             assert.same({ "form_id" }, variants_of(raw(t, "sw")))
             -- the new variant alone: the stored trigger is read and checked, then a conditional write
-            _, ops = ops_of(function()
+            _, ops = fx.ops(function()
                 assert.is_true(hooks.update(t, "sw", { page_id = "impersonate", permission_required = "imp" }))
             end)
             assert.same({ "GetItem", "UpdateItem" }, ops)
@@ -363,7 +347,7 @@ describe("hooks", function()
         end)
 
         it("orders by priority descending (absent last), then created_at, with one Query", function()
-            local res, ops = ops_of(function() return hooks.list(t) end)
+            local res, ops = fx.ops(function() return hooks.list(t) end)
             assert.same({ "Query" }, ops)
             assert.same(ORDER, fx.ids(res.hooks, "hook_id"))
             assert.equal(0, res.start)
@@ -376,7 +360,7 @@ describe("hooks", function()
         end)
 
         it("answers AuthHero's trigger listing with one Query", function()
-            local res, ops = ops_of(function()
+            local res, ops = fx.ops(function()
                 return hooks.list(t, { q = "trigger_id:post-user-login", per_page = 1000, include_totals = true })
             end)
             assert.same({ "Query" }, ops)

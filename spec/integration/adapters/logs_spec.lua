@@ -15,29 +15,12 @@ local function secs(ms) return math.floor(ms / 1000) end
 
 local function raw(t, id) return fx.raw_get(schema.keys.log(t, id)) end
 
--- Runs fn and returns its result plus the DynamoDB operations it sent, in order.
+-- Runs fn and returns its result plus the DynamoDB operations it sent, in order (a Query with
+-- Select COUNT as "Query:COUNT").
 local function ops_of(fn)
-    local c = fx.client()
-    local own = rawget(c, "call")
-    local orig = c.call
-    local ops = {}
-    c.call = function(self, op, p)
-        ops[#ops + 1] = op .. (p.Select == "COUNT" and ":COUNT" or "")
-        return orig(self, op, p)
-    end
-    local ok, res = pcall(fn)
-    rawset(c, "call", own)
-    if not ok then error(res, 0) end
-    return res, ops
+    return fx.ops(fn, function(op, p) return op .. (p.Select == "COUNT" and ":COUNT" or "") end)
 end
-
-local function count(list, value)
-    local n = 0
-    for _, v in ipairs(list) do
-        if v == value then n = n + 1 end
-    end
-    return n
-end
+local count = fx.count
 
 describe("logs", function()
     local a, logs

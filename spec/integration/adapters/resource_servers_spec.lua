@@ -32,11 +32,7 @@ local function assert_guards_true(t)
     assert.equal(n, guards, "guards without a resource server")
 end
 
-local function count(out, value)
-    local n = 0
-    for _, o in ipairs(out) do if o == value then n = n + 1 end end
-    return n
-end
+local count = fx.count
 
 describe("resourceServers", function()
     local a, rss

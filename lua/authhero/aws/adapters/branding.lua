@@ -50,31 +50,6 @@ for _, f in ipairs({ "logo_url", "favicon_url", "powered_by_logo_url" }) do
     CHECKS[f] = function(v) opt_string(v, f) end
 end
 
--- UpdateItem that creates the item when absent: SET every `set` attribute, `once` attributes only if
--- the item does not have them yet (if_not_exists), REMOVE `remove`. Placeholders only.
--- (A generic store.upsert would serve branding and promptSettings alike.)
-local function upsert_request(ctx, key, set, once, remove)
-    local st = store.names_values()
-    local parts, names = {}, {}
-    for k in pairs(set) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do parts[#parts + 1] = st.name(k) .. " = " .. st.value(set[k]) end
-    names = {}
-    for k in pairs(once) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do
-        local n = st.name(k)
-        parts[#parts + 1] = n .. " = if_not_exists(" .. n .. ", " .. st.value(once[k]) .. ")"
-    end
-    local expr = "SET " .. table.concat(parts, ", ")
-    if #remove > 0 then
-        local rems = {}
-        for i, k in ipairs(remove) do rems[i] = st.name(k) end
-        expr = expr .. " REMOVE " .. table.concat(rems, ", ")
-    end
-    return st.apply({ TableName = ctx.table, Key = key, UpdateExpression = expr })
-end
-
 return function(ctx)
     local M = {}
 
@@ -96,7 +71,7 @@ return function(ctx)
         local now = ctx:now_iso()
         set.entityType, set.tenant_id, set.updated_at = E.entity_type, tenant_id, now
         if #core.marshal_item(set) > MAX_ITEM_BYTES then errors.validation("branding is larger than DynamoDB's 400 KB") end
-        ctx.client:call("UpdateItem", upsert_request(ctx, keys.branding(tenant_id), set, { created_at = now }, remove))
+        ctx.client:call("UpdateItem", ctx:upsert_request(keys.branding(tenant_id), set, { created_at = now }, remove))
     end
 
     -- get(t) -> branding or nil.

@@ -6,16 +6,15 @@ local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
+local connections = require "authhero.aws.adapters.connections"
 
 local keys = schema.keys
 local null = core.null
 
 local E = schema.entity("clientConnections")
-local CONNECTIONS = schema.entity("connections")
 
 local LIST = schema.templates.client_connection_list -- the version item (registry helper)
 local READ_PREFIX = "CLIENT_CONNECTION" -- the items (CLIENT_CONNECTION#…) and the list item, in one Query
-local MAX_PK, MAX_SK = 2048, 1024       -- DynamoDB's key limits in bytes (contract §2.4)
 local MAX_ORDER = 99999                 -- five digits in the sort key
 local CHUNK = 99                        -- writes per transaction, next to the version update
 local MAX_LOST = 25                     -- lost races (another writer committed first) before a 409
@@ -30,23 +29,17 @@ local function item_keys(t, client_id, connection_id, order)
     return k
 end
 
--- Would these ids make keys DynamoDB refuses? (The order does not change key lengths.)
-local function too_long(t, client_id, connection_id)
+-- The keys of a pair with the ids they are built from, for the store's key-size check (the order
+-- does not change key lengths).
+local function pair_keys(t, client_id, connection_id)
     local k = item_keys(t, client_id, connection_id, 0)
-    if #k.PK > MAX_PK or #k.GSI1PK > MAX_PK then return true end
-    return #k.SK > MAX_SK or #k.GSI1SK > MAX_SK
+    k.tenant_id, k.client_id, k.connection_id = t, client_id, connection_id
+    return k
 end
 
 local function order_of(it)
     if type(it.order) == "number" then return it.order end
     return tonumber(tostring(it.SK):match("^CLIENT_CONNECTION#(%d+)#")) or 0
-end
-
--- A connection record as adapters.connections.get returns it (is_system only when true).
-local function connection_record(item)
-    local r = store.to_record(CONNECTIONS, item)
-    if r and r.is_system ~= true then r.is_system = nil end
-    return r
 end
 
 return function(ctx)
@@ -167,7 +160,6 @@ return function(ctx)
         store.need_string(t, "tenant_id")
         store.need_string(client_id, "client_id")
         local out = core.array({})
-        if #keys.client_partition(t, client_id) > MAX_PK then return out end
         local ids, ks, seen = {}, {}, {}
         for _, it in ipairs(read_state(t, client_id)) do
             local id = it.connection_id
@@ -185,7 +177,7 @@ return function(ctx)
         end
         local by_id = {}
         for _, it in ipairs(got) do
-            if it.tenant_id == t and type(it.id) == "string" then by_id[it.id] = connection_record(it) end
+            if it.tenant_id == t and type(it.id) == "string" then by_id[it.id] = connections.record(it) end
         end
         for _, id in ipairs(ids) do
             if by_id[id] then out[#out + 1] = by_id[id] end
@@ -208,13 +200,9 @@ return function(ctx)
             end
         end
         if #want > MAX_ORDER + 1 then errors.validation("a client holds at most %d connections", MAX_ORDER + 1) end
-        for i, id in ipairs(want) do
-            if too_long(t, client_id, id) then
-                errors.validation("client_id or connection id #%d is too long for a key (DynamoDB: %d / %d bytes)", i,
-                    MAX_PK, MAX_SK)
-            end
-        end
-        if #want == 0 and too_long(t, client_id, "") then errors.validation("client_id is too long for a key") end
+        -- keys that would not fit: a 400 naming the id before the read
+        for _, id in ipairs(want) do store.check_key(pair_keys(t, client_id, id), E) end
+        if #want == 0 then store.check_key(pair_keys(t, client_id, ""), E) end
         return replace(t, client_id, want)
     end
 
@@ -225,7 +213,6 @@ return function(ctx)
         store.need_string(connection_id, "connection_id")
         local out = core.array({})
         local ix = keys.client_connection_connection_index({ tenant_id = t, connection_id = connection_id, client_id = "" })
-        if #ix.GSI1PK > MAX_PK then return out end
         local seen = {}
         for _, it in ipairs(ctx:query_all({ pk = ix.GSI1PK, index = "GSI1",
             prefix = schema.prefix.client_connection_connection_index })) do
@@ -242,9 +229,7 @@ return function(ctx)
     -- client's list (after the highest order there); nothing changes when it is already listed.
     function M.addClientToConnection(t, connection_id, client_id)
         need_ids(t, connection_id, client_id)
-        if too_long(t, client_id, connection_id) then
-            errors.validation("client_id or connection_id is too long for a key (DynamoDB: %d / %d bytes)", MAX_PK, MAX_SK)
-        end
+        store.check_key(pair_keys(t, client_id, connection_id), E) -- before the read
         for _ = 1, MAX_LOST do
             local items, v = read_state(t, client_id)
             local top = -1
@@ -273,7 +258,7 @@ return function(ctx)
     -- the client's list (every copy is deleted), false when it was not.
     function M.removeClientFromConnection(t, connection_id, client_id)
         need_ids(t, connection_id, client_id)
-        if too_long(t, client_id, connection_id) then return false end
+        if schema.oversized(item_keys(t, client_id, connection_id, 0)) then return false end -- no such pair: no read
         local removed = false
         for _, it in ipairs(read_state(t, client_id)) do
             if it.connection_id == connection_id and ctx:delete_item(it.PK, it.SK) ~= nil then removed = true end

@@ -19,7 +19,6 @@ local SUBJECTS = { client = true, user = true }
 local DEFAULTS = { allow_any_organization = false, is_system = false }
 local ARRAYS = { "scope", "authorization_details_types" }
 local TAKEN = "A client grant for this client and audience already exists"
-local MAX_PK, MAX_SK = 2048, 1024 -- DynamoDB's key limits in bytes (contract §2.4)
 
 local function absent(v)
     return v == nil or v == null
@@ -70,23 +69,27 @@ local function record(item)
     return r
 end
 
--- GSI1 and guard keys of (tenant, client_id, audience), or nil when they exceed DynamoDB's limits.
-local function derived(t, client_id, audience)
+-- The GSI1 and guard keys of (tenant, client_id, audience) in one table, with the fields they are
+-- built from: for the store's key-size checks (store.check_key, schema.oversized).
+local function pair_keys(t, client_id, audience)
+    local k = keys.client_grant_guard(t, client_id, audience)
     local idx = keys.client_grant_client_index(t, client_id, audience)
-    local g = keys.client_grant_guard(t, client_id, audience)
-    if #idx.GSI1PK > MAX_PK or #idx.GSI1SK > MAX_SK or #g.SK > MAX_SK then return nil end
-    return idx, g
+    k.GSI1PK, k.GSI1SK = idx.GSI1PK, idx.GSI1SK
+    k.tenant_id, k.client_id, k.audience = t, client_id, audience
+    return k
+end
+
+-- The guard of a stored pair, or nil when there is none to delete: a half missing, or keys too long
+-- for DynamoDB (an item written by other tools).
+local function stored_guard_key(t, client_id, audience)
+    if type(client_id) ~= "string" or type(audience) ~= "string" then return nil end
+    if schema.oversized(pair_keys(t, client_id, audience)) then return nil end
+    return keys.client_grant_guard(t, client_id, audience)
 end
 
 return function(ctx)
-    local function grant_key(t, id)
-        local k = keys.client_grant(t, id)
-        if #k.PK > MAX_PK or #k.SK > MAX_SK then return nil end
-        return k
-    end
-
     local function guard_item(t, id, client_id, audience, now)
-        local _, g = derived(t, client_id, audience)
+        local g = keys.client_grant_guard(t, client_id, audience)
         g.entityType = "CLIENT_GRANT_KEY"
         g.tenant_id, g.client_grant_id, g.client_id, g.audience = t, id, client_id, audience
         g.created_at, g.updated_at = now, now
@@ -94,31 +97,23 @@ return function(ctx)
     end
 
     local function get_raw(t, id)
-        local k = grant_key(t, id)
-        if not k then return nil end
+        local k = keys.client_grant(t, id)
         local item = ctx:get_item(k.PK, k.SK, true)
         if record(item) == nil then return nil end
         return item
     end
 
-    -- A guard whose grant is gone or no longer has its (client_id, audience) is left over (written
-    -- outside this library, or missed by a cascade that read a lagging index): delete it, so the
-    -- pair can be taken. true when trying again may succeed: the guard was stale (and is gone now),
-    -- is gone already, or is the grant `self`'s own (moved there meanwhile).
+    -- Does grant `owner_id` still have this (client_id, audience)? (store.drop_stale_guard)
+    local function holder_of(t, client_id, audience)
+        return function(owner_id)
+            local owner = get_raw(t, owner_id)
+            return owner ~= nil and owner.client_id == client_id and owner.audience == audience
+        end
+    end
+
     local function drop_stale_guard(t, client_id, audience, self)
-        local _, gk = derived(t, client_id, audience)
-        local g = ctx:get_item(gk.PK, gk.SK, true)
-        if not g then return true end
-        if self ~= nil and g.client_grant_id == self then return true end
-        local owner = type(g.client_grant_id) == "string" and get_raw(t, g.client_grant_id) or nil
-        if owner and owner.client_id == client_id and owner.audience == audience then return false end
-        local tx = ctx:tx()
-        tx:delete(gk, function(st)
-            if g.client_grant_id == nil then return "attribute_not_exists(" .. st.name("client_grant_id") .. ")" end
-            return st.name("client_grant_id") .. " = " .. st.value(g.client_grant_id)
-        end)
-        tx:run()
-        return true
+        return ctx:drop_stale_guard(keys.client_grant_guard(t, client_id, audience), "client_grant_id", self,
+            holder_of(t, client_id, audience))
     end
 
     local M = {}
@@ -131,25 +126,16 @@ return function(ctx)
         local id = import_id or grant.id
         if absent(id) then id = ctx.new_id() end
         store.need_string(id, "id")
-        local k = grant_key(t, id)
-        if not k then errors.validation("id is too long for a key") end
-        local idx = derived(t, grant.client_id, grant.audience)
-        if not idx then errors.validation("client_id and audience are too long for a key") end
         local rec = util.shallow_copy(grant)
         fill_defaults(rec, false)
         rec.id, rec.tenant_id, rec.created_at, rec.updated_at = id, t, created, updated
+        local k = keys.client_grant(t, id)
+        local idx = keys.client_grant_client_index(t, grant.client_id, grant.audience)
         k.GSI1PK, k.GSI1SK = idx.GSI1PK, idx.GSI1SK
         local item = ctx:to_item(E, rec, k)
-        for _ = 1, 2 do
-            local tx = ctx:tx()
-            tx:put_new(item)
-            tx:put_new(guard_item(t, id, rec.client_id, rec.audience, created))
-            local ok, reasons = tx:run()
-            if ok then return record(item) end
-            if store.failed(reasons[1]) then store.conflict("Client grant already exists") end
-            if not drop_stale_guard(t, rec.client_id, rec.audience) then break end
-        end
-        store.conflict(TAKEN)
+        return record(ctx:create_guarded({ item = item, guard = guard_item(t, id, rec.client_id, rec.audience, created),
+            owner_attr = "client_grant_id", holds = holder_of(t, rec.client_id, rec.audience),
+            exists = "Client grant already exists", taken = TAKEN }))
     end
 
     function M.get(t, id)
@@ -161,17 +147,9 @@ return function(ctx)
     -- A client's grants through GSI1 (one audience: that sort key only), re-checked for tenant,
     -- client and audience (§2.10); the full `q` is applied on top by store.list.
     local function by_client(t, client_id, audience)
-        local idx = derived(t, client_id, audience or "")
-        if not idx then return {} end
-        local prefix = audience and idx.GSI1SK or schema.prefix.client_grant_client_index
-        local out = {}
-        for _, it in ipairs(ctx:query_all({ pk = idx.GSI1PK, prefix = prefix, index = "GSI1" })) do
-            if it.tenant_id == t and it.client_id == client_id and (audience == nil or it.audience == audience) then
-                local r = record(it)
-                if r then out[#out + 1] = r end
-            end
-        end
-        return out
+        if schema.oversized(pair_keys(t, client_id, audience or "")) then return {} end -- no such pair: no read
+        return ctx:index_records(schema.templates.client_grant_client_index,
+            { tenant_id = t, client_id = client_id, audience = audience }, record)
     end
 
     function M.list(t, params)
@@ -210,8 +188,8 @@ return function(ctx)
                 end)
                 if same then return true end
             else
-                local idx = derived(t, c_id, aud)
-                if not idx then errors.validation("client_id and audience are too long for a key") end
+                store.check_key(pair_keys(t, c_id, aud), E)
+                local idx = keys.client_grant_client_index(t, c_id, aud)
                 local s = util.shallow_copy(set)
                 s.GSI1PK, s.GSI1SK = idx.GSI1PK, idx.GSI1SK
                 local had = type(cur.client_id) == "string" and type(cur.audience) == "string"
@@ -227,7 +205,7 @@ return function(ctx)
                     end
                     return c
                 end)
-                local old_guard = had and drop_old and select(2, derived(t, cur.client_id, cur.audience)) or nil
+                local old_guard = had and drop_old and stored_guard_key(t, cur.client_id, cur.audience) or nil
                 if old_guard then tx:delete(old_guard, store.owned_by("client_grant_id", id)) end
                 tx:put_new(guard_item(t, id, c_id, aud, set.updated_at))
                 local ok, reasons = tx:run()
@@ -251,12 +229,11 @@ return function(ctx)
         local p = util.shallow_copy(patch)
         fill_defaults(p, true)
         local set, remove = ctx:patch_sets(E, p, { id = true, tenant_id = true, created_at = true })
-        local k = grant_key(t, id)
-        if not k then return false end
+        local k = keys.client_grant(t, id)
         if p.client_id == nil and p.audience == nil then return ctx:update_item(k, set, remove) end
-        if not derived(t, p.client_id or "", p.audience or "") then
-            errors.validation("client_id and audience are too long for a key")
-        end
+        if schema.oversized(k) then return false end -- no such grant
+        -- a pair too long for its keys, whatever the other half is stored as: a 400 before the read
+        store.check_key(pair_keys(t, p.client_id or "", p.audience or ""), E)
         return move(t, id, k, set, remove, p)
     end
 
@@ -265,11 +242,8 @@ return function(ctx)
         store.need_string(id, "id")
         local cur = get_raw(t, id)
         if not cur then return false end
-        local guard
-        if type(cur.client_id) == "string" and type(cur.audience) == "string" then
-            guard = select(2, derived(t, cur.client_id, cur.audience))
-        end
-        return ctx:remove_guarded(keys.client_grant(t, id), guard, store.owned_by("client_grant_id", id))
+        return ctx:remove_guarded(keys.client_grant(t, id), stored_guard_key(t, cur.client_id, cur.audience),
+            store.owned_by("client_grant_id", id))
     end
 
     return store.adapter(M)

@@ -1,7 +1,8 @@
 -- connections (contract §4.5): PK TENANT#{t} / SK CONNECTION#{id}, with the name index GSI1
 -- TENANT#{t}#CONNECTION_NAME#{name} / CONNECTION (rewritten on rename) serving `q = "name:…"`.
 -- Names are not unique. remove detaches the connection from clients (the client-connection items
--- the registry lists under it); organization connections referencing it are left.
+-- the registry lists under it); organization connections referencing it are left. The module is
+-- callable; `record(item)` is shared with client_connections.
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -34,13 +35,14 @@ local function normalize(r)
     if r.is_system ~= nil and r.is_system ~= true then r.is_system = null end
 end
 
-return function(ctx)
-    local function to_record(item)
-        local r = store.to_record(E, item)
-        if r and r.is_system ~= true then r.is_system = nil end
-        return r
-    end
+-- The record a connection item stands for (nil for any other item); is_system only when true.
+local function record(item)
+    local r = store.to_record(E, item)
+    if r and r.is_system ~= true then r.is_system = nil end
+    return r
+end
 
+local function new(ctx)
     local M = {}
 
     function M.create(tenant_id, connection, options)
@@ -63,7 +65,7 @@ return function(ctx)
         k.tenant_id = tenant_id
         local item = ctx:to_item(E, rec, k)
         ctx:put_new(item, "Connection already exists")
-        return to_record(item)
+        return record(item)
     end
 
     function M.get(tenant_id, id)
@@ -71,19 +73,13 @@ return function(ctx)
         store.need_string(id, "id")
         local k = keys.connection(tenant_id, id)
         local item = ctx:get_item(k.PK, k.SK)
-        return item and to_record(item) or nil
+        return item and record(item) or nil
     end
 
     -- Connections with this exact name through GSI1, re-checked for tenant and name (§2.10).
     local function by_name(tenant_id, name)
-        local pk = keys.connection_name_index(tenant_id, name).GSI1PK
-        local out = {}
-        for _, it in ipairs(ctx:query_all({ pk = pk, index = "GSI1" })) do
-            if it.tenant_id == tenant_id and it.name == name then
-                local r = to_record(it)
-                if r then out[#out + 1] = r end
-            end
-        end
+        local out = ctx:index_records(schema.templates.connection_name_index, { tenant_id = tenant_id, name = name },
+            record)
         table.sort(out, function(a, b) return a.id < b.id end)
         return out
     end
@@ -92,7 +88,7 @@ return function(ctx)
         store.need_string(tenant_id, "tenant_id")
         return ctx:list({
             params = params, spec = E.q, pk = keys.tenant_partition(tenant_id), prefix = schema.prefix.connection,
-            to_record = to_record, items_key = "connections", sortable = E.sortable,
+            to_record = record, items_key = "connections", sortable = E.sortable,
             fast_paths = { name = function(v) return by_name(tenant_id, v) end },
         })
     end
@@ -128,3 +124,7 @@ return function(ctx)
 
     return store.adapter(M)
 end
+
+return setmetatable({ record = record, entity = E }, {
+    __call = function(_, ctx) return new(ctx) end,
+})

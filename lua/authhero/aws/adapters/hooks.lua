@@ -37,17 +37,8 @@ local ENUMS = {
 local FIELDS = set_of({ "hook_id", "trigger_id", "enabled", "synchronous", "priority", "metadata", "url", "form_id",
     "template_id", "code_id", "page_id", "permission_required", "created_at", "updated_at" })
 
-local MAX_SK_BYTES, MAX_PK_BYTES = 1024, 2048
-
 local function present(v)
     return v ~= nil and v ~= null
-end
-
--- The key of a hook, or nil when DynamoDB could not store it (key size limits, contract §2.4).
-local function hook_key(t, hook_id)
-    local k = keys.hook(t, hook_id)
-    if #k.PK > MAX_PK_BYTES or #k.SK > MAX_SK_BYTES then return nil end
-    return k
 end
 
 -- Type checks of the fields a record or patch carries (null passes: the callers decide what it means).
@@ -155,8 +146,7 @@ return function(ctx)
         if id == nil and present(hook.hook_id) then id = hook.hook_id end
         if id == nil then id = ctx.new_id() end
         store.need_string(id, "hook_id")
-        local k = hook_key(t, id)
-        if not k then errors.validation("hook_id is too long for a DynamoDB key") end
+        local k = keys.hook(t, id)
         local rec = {}
         for f, v in pairs(hook) do
             if FIELDS[f] and v ~= null then rec[f] = v end
@@ -172,8 +162,7 @@ return function(ctx)
     function M.get(t, hook_id)
         store.need_string(t, "tenant_id")
         store.need_string(hook_id, "hook_id")
-        local k = hook_key(t, hook_id)
-        if not k then return nil end
+        local k = keys.hook(t, hook_id)
         return to_record(ctx:get_item(k.PK, k.SK))
     end
 
@@ -206,8 +195,7 @@ return function(ctx)
         end
         if variant and p.trigger_id ~= nil then check_trigger(p.trigger_id, variant) end
         if variant then check_permission(p, variant) end
-        local k = hook_key(t, hook_id)
-        if not k then return false end
+        local k = keys.hook(t, hook_id)
 
         local set, remove = ctx:patch_sets(E, p, { tenant_id = true })
         if variant then
@@ -257,8 +245,7 @@ return function(ctx)
     function M.remove(t, hook_id)
         store.need_string(t, "tenant_id")
         store.need_string(hook_id, "hook_id")
-        local k = hook_key(t, hook_id)
-        if not k then return false end
+        local k = keys.hook(t, hook_id)
         return ctx:delete_item(k.PK, k.SK) ~= nil
     end
 
@@ -266,11 +253,8 @@ return function(ctx)
     -- paging in memory. Keyset cursors are offsets bound to the tenant and q.
     function M.list(t, params)
         store.need_string(t, "tenant_id")
-        if params == nil then params = {} end
-        if type(params) ~= "table" then errors.validation("list params must be a table") end
-        local q = params.q
-        if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
-        if q and q:match("^%s*$") then q = nil end
+        local q
+        params, q = store.list_params(params)
         local pred = q and filter.compile(filter.parse(q, E.q)) or nil
         local page = ctx:pager(params, "hooks", "hooks\0" .. t .. "\0" .. (q or ""))
         local keyset = params.from ~= nil or params.take ~= nil

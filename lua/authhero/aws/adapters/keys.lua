@@ -17,7 +17,6 @@ local REQUIRED = { "cert", "fingerprint", "thumbprint" }
 local STRINGS = { "pkcs7", "connection" }
 local BOOLEANS = { "current", "next", "previous", "revoked" }
 local TIMES = { "current_since", "current_until", "revoked_at" }
-local MAX_SK = 1024 -- DynamoDB's sort-key limit in bytes (contract §2.4)
 
 -- Field checks shared by create and update (patch = true: absent fields are fine, null removes
 -- what may be removed); times are normalized in place.
@@ -37,20 +36,7 @@ local function check(r, patch)
         local v = r[f]
         if v ~= nil and v ~= null and type(v) ~= "boolean" then errors.validation("%s must be a boolean", f) end
     end
-    for _, f in ipairs(TIMES) do
-        local v = r[f]
-        if v ~= nil and v ~= null then
-            if type(v) ~= "string" then errors.validation("%s must be an ISO-8601 timestamp", f) end
-            r[f] = util.normalize_time(v, f)
-        end
-    end
-end
-
--- The item key of a kid, or nil when no item can have it (too long for a sort key).
-local function key_of(kid)
-    local k = keys.signing_key(kid)
-    if #k.SK > MAX_SK then return nil end
-    return k
+    util.normalize_times(r, TIMES)
 end
 
 return function(ctx)
@@ -75,15 +61,13 @@ return function(ctx)
         if import_id ~= nil then rec.kid = import_id end
         store.need_string(rec.kid, "kid")
         check(rec, false)
-        local k = key_of(rec.kid)
-        if not k then errors.validation("kid is too long (a sort key holds at most %d bytes)", MAX_SK) end
+        local k = keys.signing_key(rec.kid)
         rec.created_at, rec.updated_at = created, updated
         ctx:put_new(ctx:to_item(E, rec, k), "Key already exists")
     end
 
     local function by_kid(kid)
-        local k = key_of(kid)
-        if not k then return {} end
+        local k = keys.signing_key(kid)
         return { to_record(ctx:get_item(k.PK, k.SK, true)) }
     end
 
@@ -104,8 +88,7 @@ return function(ctx)
         local p = util.shallow_copy(patch)
         check(p, true)
         local set, remove = ctx:patch_sets(E, p, { kid = true, created_at = true })
-        local k = key_of(kid)
-        if not k then return false end
+        local k = keys.signing_key(kid)
         return ctx:update_item(k, set, remove)
     end
 

@@ -57,13 +57,7 @@ local function check(r, creating)
         store.need_string(s.strategy, "auth_strategy.strategy")
         store.need_string(s.strategy_type, "auth_strategy.strategy_type")
     end
-    for _, f in ipairs(TIME_FIELDS) do
-        local v = r[f]
-        if v ~= nil and v ~= null then
-            if type(v) ~= "string" then errors.validation("%s must be an ISO-8601 timestamp", f) end
-            r[f] = util.normalize_time(v, f)
-        end
-    end
+    util.normalize_times(r, TIME_FIELDS)
 end
 
 local function record(item)

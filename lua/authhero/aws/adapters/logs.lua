@@ -58,8 +58,6 @@ local CUT = { user_agent = 256, description = 256 }
 local MAX_DETAILS = 8192
 
 local DAY_MS = 86400 * 1000
-local DEFAULT_PAGE, MAX_OFFSET = 50, 10000
-local MAX_PK_BYTES, MAX_SK_BYTES = 2048, 1024
 
 local function present(v)
     return v ~= nil and v ~= null
@@ -133,14 +131,6 @@ local function opt_epoch(v, name)
     return math.floor(v)
 end
 
-local function clamp_size(v, max, name)
-    if v == nil then return math.min(DEFAULT_PAGE, max) end
-    if type(v) ~= "number" or v ~= math.floor(v) then errors.validation("%s must be an integer", name) end
-    if v < 1 then return 1 end
-    if v > max then return max end
-    return v
-end
-
 -- AuthHero lists a user's logs with `user_id:"a" OR user_id:"b" <caller's clauses>` and means the
 -- caller's clauses for every user (its route says so). In the q grammar OR binds loosest, which
 -- would apply them to the last user only, so that exact shape is read as
@@ -199,13 +189,6 @@ return function(ctx)
         return ctx.log_retention_days or 30
     end
 
-    -- the record's key, or nil when DynamoDB could not store it
-    local function log_key(t, log_id)
-        local k = keys.log(t, log_id)
-        if #k.PK > MAX_PK_BYTES or #k.SK > MAX_SK_BYTES then return nil end
-        return k
-    end
-
     local function bucket_pk(t, day)
         return keys.log_day_index(t, day, "").GSI1PK
     end
@@ -244,11 +227,8 @@ return function(ctx)
             end
         end
 
-        local k = log_key(t, id)
+        local k = keys.log(t, id)
         local idx = keys.log_day_index(t, date, id)
-        if not k or #idx.GSI1PK > MAX_PK_BYTES or #idx.GSI1SK > MAX_SK_BYTES then
-            errors.validation("log_id is too long for a DynamoDB key")
-        end
         k.GSI1PK, k.GSI1SK = idx.GSI1PK, idx.GSI1SK
         k.tenant_id = t
         k.ttl = schema.ttl(E, rec, retention())
@@ -265,8 +245,7 @@ return function(ctx)
     function M.get(t, log_id)
         store.need_string(t, "tenant_id")
         store.need_string(log_id, "log_id")
-        local k = log_key(t, log_id)
-        if not k then return nil end
+        local k = keys.log(t, log_id)
         local r = flat(ctx:get_item(k.PK, k.SK))
         return r and shape(r) or nil
     end
@@ -327,28 +306,16 @@ return function(ctx)
     -- (bucket + last key) only when a further log exists.
     function M.list(t, params)
         store.need_string(t, "tenant_id")
-        if params == nil then params = {} end
-        if type(params) ~= "table" then errors.validation("list params must be a table") end
-        local q = params.q
-        if q ~= nil and type(q) ~= "string" then errors.validation("q must be a string") end
-        if q and q:match("^%s*$") then q = nil end
+        local q
+        params, q = store.list_params(params)
         local ast, pred
         if q then
             ast = user_or(filter.parse(q, E.q))
             pred = filter.compile(ast)
         end
         local from_s, to_s = opt_epoch(params.from_date, "from_date"), opt_epoch(params.to_date, "to_date")
-        if params.page ~= nil and (type(params.page) ~= "number" or params.page < 0
-            or params.page ~= math.floor(params.page)) then
-            errors.validation("page must be a non-negative integer")
-        end
-        local keyset = params.from ~= nil or params.take ~= nil
-        local limit = clamp_size(keyset and params.take or params.per_page, ctx.max_page_size,
-            keyset and "take" or "per_page")
-        local skip = keyset and 0 or (params.page or 0) * limit
-        if skip > MAX_OFFSET then
-            errors.validation("page * per_page may not exceed %d; use keyset pagination (from/take)", MAX_OFFSET)
-        end
+        local keyset, limit = ctx:page_params(params)
+        local skip = keyset and 0 or store.offset_of(params, limit)
         local sort = params.sort
         local asc = not keyset and type(sort) == "table" and sort.sort_by == "date"
             and (sort.sort_order == "asc" or sort.sort_order == 1)
@@ -391,8 +358,8 @@ return function(ctx)
         if id then
             local page = ctx:pager(params, "logs", "logs-id\0" .. fp_text)
             local out = {}
-            local k = log_key(t, id)
-            local it = k and ctx:get_item(k.PK, k.SK)
+            local k = keys.log(t, id)
+            local it = ctx:get_item(k.PK, k.SK)
             local r = it and accept(it)
             if r and in_range(r) then out[1] = shape(r) end
             return page(out)

@@ -28,31 +28,6 @@ local function check(f, v)
     end
 end
 
--- UpdateItem that creates the item when absent: SET `set`, `once` only where the item has no value
--- yet (if_not_exists), REMOVE `remove`; placeholders only. (The same helper as branding's; a
--- generic store.upsert would serve both.)
-local function upsert_request(ctx, key, set, once, remove)
-    local st = store.names_values()
-    local parts, names = {}, {}
-    for k in pairs(set) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do parts[#parts + 1] = st.name(k) .. " = " .. st.value(set[k]) end
-    names = {}
-    for k in pairs(once) do names[#names + 1] = k end
-    table.sort(names)
-    for _, k in ipairs(names) do
-        local n = st.name(k)
-        parts[#parts + 1] = n .. " = if_not_exists(" .. n .. ", " .. st.value(once[k]) .. ")"
-    end
-    local expr = "SET " .. table.concat(parts, ", ")
-    if #remove > 0 then
-        local rems = {}
-        for i, k in ipairs(remove) do rems[i] = st.name(k) end
-        expr = expr .. " REMOVE " .. table.concat(rems, ", ")
-    end
-    return st.apply({ TableName = ctx.table, Key = key, UpdateExpression = expr })
-end
-
 return function(ctx)
     local M = {}
 
@@ -73,7 +48,7 @@ return function(ctx)
         local now = ctx:now_iso()
         set.entityType, set.tenant_id, set.updated_at = E.entity_type, tenant_id, now
         ctx.client:call("UpdateItem",
-            upsert_request(ctx, keys.prompt_settings(tenant_id), set, { created_at = now }, remove))
+            ctx:upsert_request(keys.prompt_settings(tenant_id), set, { created_at = now }, remove))
     end
 
     -- get(t) -> the settings, every field present (stored value, else AuthHero's default).

@@ -61,13 +61,7 @@ local function check(r, creating)
         errors.validation("rotating must be a boolean")
     end
     for _, f in ipairs(STRING_FIELDS) do store.opt_string(r[f], f) end
-    for _, f in ipairs(TIME_FIELDS) do
-        local v = r[f]
-        if v ~= nil and v ~= null then
-            if type(v) ~= "string" then errors.validation("%s must be an ISO-8601 timestamp", f) end
-            r[f] = util.normalize_time(v, f)
-        end
-    end
+    util.normalize_times(r, TIME_FIELDS)
 end
 
 -- "the stored attribute f holds v" (v absent or null: f is absent)
@@ -148,27 +142,14 @@ return function(ctx, adapters)
     function M.getByLookup(tenant_id, token_lookup)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(token_lookup, "token_lookup")
-        local pk = keys.refresh_token_lookup_index(tenant_id, token_lookup).GSI2PK
-        for _, it in ipairs(ctx:query_all({ pk = pk, index = "GSI2" })) do
-            if it.tenant_id == tenant_id and it.token_lookup == token_lookup then
-                local r = record(it)
-                if r then return r end
-            end
-        end
-        return nil
+        return ctx:index_records(schema.templates.refresh_token_lookup_index,
+            { tenant_id = tenant_id, token_lookup = token_lookup }, record)[1]
     end
 
     -- A user's live tokens through GSI1, re-checked for tenant and user (§2.10).
     local function by_user(tenant_id, user_id)
-        local pk = keys.user_index_partition(tenant_id, user_id)
-        local out = {}
-        for _, it in ipairs(ctx:query_all({ pk = pk, prefix = schema.prefix.refresh_token_user_index, index = "GSI1" })) do
-            if it.tenant_id == tenant_id and it.user_id == user_id then
-                local r = record(it)
-                if r then out[#out + 1] = r end
-            end
-        end
-        return out
+        return ctx:index_records(schema.templates.refresh_token_user_index, { tenant_id = tenant_id, user_id = user_id },
+            record)
     end
 
     function M.list(tenant_id, params)

@@ -13,7 +13,6 @@ local null = core.null
 
 local E = schema.entity("resourceServers")
 local TAKEN = "A resource server with this identifier already exists"
-local MAX_PK, MAX_SK = 2048, 1024 -- DynamoDB's key limits in bytes (contract §2.4)
 
 -- What a record has when the item does not say (AuthHero's schema and SQL adapters).
 local DEFAULTS = { token_lifetime = 86400, token_lifetime_for_web = 7200,
@@ -119,51 +118,41 @@ local function merge(target, patch)
     return out
 end
 
-local function guard_key(t, identifier)
+-- The guard of a stored identifier, or nil when no guard can have that key (an item written by
+-- other tools with an identifier too long for one): nothing to delete.
+local function stored_guard_key(t, identifier)
+    if type(identifier) ~= "string" then return nil end
     local g = keys.resource_server_guard(t, identifier)
-    if #g.PK > MAX_PK or #g.SK > MAX_SK then return nil end
+    if schema.oversized(g) then return nil end
     return g
-end
-
-local function item_key(t, id)
-    local k = keys.resource_server(t, id)
-    if #k.PK > MAX_PK or #k.SK > MAX_SK then return nil end
-    return k
 end
 
 return function(ctx)
     local function guard_item(t, id, identifier, now)
-        local g = guard_key(t, identifier)
+        local g = keys.resource_server_guard(t, identifier)
         g.entityType = "RESOURCE_SERVER_IDENTIFIER"
         g.tenant_id, g.resource_server_id, g.identifier, g.created_at, g.updated_at = t, id, identifier, now, now
         return g
     end
 
     local function get_raw(t, id)
-        local k = item_key(t, id)
-        if not k then return nil end
+        local k = keys.resource_server(t, id)
         local item = ctx:get_item(k.PK, k.SK, true)
         if record(item) == nil then return nil end
         return item
     end
 
-    -- A guard whose resource server is gone or has another identifier is left over (not written by
-    -- this library): delete it. true when trying again may succeed (it was stale, is gone, or is
-    -- the resource server `self`'s own).
+    -- Does resource server `owner_id` still have this identifier? (store.drop_stale_guard)
+    local function holder_of(t, identifier)
+        return function(owner_id)
+            local owner = get_raw(t, owner_id)
+            return owner ~= nil and owner.identifier == identifier
+        end
+    end
+
     local function drop_stale_guard(t, identifier, self)
-        local gk = guard_key(t, identifier)
-        local g = ctx:get_item(gk.PK, gk.SK, true)
-        if not g then return true end
-        if self ~= nil and g.resource_server_id == self then return true end
-        local owner = type(g.resource_server_id) == "string" and get_raw(t, g.resource_server_id) or nil
-        if owner and owner.identifier == identifier then return false end
-        local tx = ctx:tx()
-        tx:delete(gk, function(st)
-            if g.resource_server_id == nil then return "attribute_not_exists(" .. st.name("resource_server_id") .. ")" end
-            return st.name("resource_server_id") .. " = " .. st.value(g.resource_server_id)
-        end)
-        tx:run()
-        return true
+        return ctx:drop_stale_guard(keys.resource_server_guard(t, identifier), "resource_server_id", self,
+            holder_of(t, identifier))
     end
 
     local M = {}
@@ -176,24 +165,14 @@ return function(ctx)
         local id = import_id or params.id
         if absent(id) then id = ctx.new_id() end
         store.need_string(id, "id")
-        local k = item_key(t, id)
-        if not k then errors.validation("id is too long for a key") end
-        if not guard_key(t, params.identifier) then errors.validation("identifier is too long for a key") end
         local rec = util.shallow_copy(params)
         rec.verification_key = nil
         to_stored(rec, true)
         rec.id, rec.tenant_id, rec.created_at, rec.updated_at = id, t, created, updated
-        local item = ctx:to_item(E, rec, k)
-        for _ = 1, 2 do
-            local tx = ctx:tx()
-            tx:put_new(item)
-            tx:put_new(guard_item(t, id, rec.identifier, created))
-            local ok, reasons = tx:run()
-            if ok then return record(item) end
-            if store.failed(reasons[1]) then store.conflict("Resource server already exists") end
-            if not drop_stale_guard(t, rec.identifier) then break end
-        end
-        store.conflict(TAKEN)
+        local item = ctx:to_item(E, rec, keys.resource_server(t, id))
+        return record(ctx:create_guarded({ item = item, guard = guard_item(t, id, rec.identifier, created),
+            owner_attr = "resource_server_id", holds = holder_of(t, rec.identifier),
+            exists = "Resource server already exists", taken = TAKEN }))
     end
 
     function M.get(t, id)
@@ -246,7 +225,7 @@ return function(ctx)
             else
                 local tx = ctx:tx()
                 tx:update(k, s, remove, function(st) return ctx:cond_exists_live(st) .. " AND " .. unchanged(st) end)
-                local old = drop_old and type(cur.identifier) == "string" and guard_key(t, cur.identifier) or nil
+                local old = drop_old and stored_guard_key(t, cur.identifier) or nil
                 if old then tx:delete(old, store.owned_by("resource_server_id", id)) end
                 tx:put_new(guard_item(t, id, identifier, set.updated_at))
                 local ok, reasons = tx:run()
@@ -267,9 +246,8 @@ return function(ctx)
         store.need_string(id, "id")
         store.need_table(patch, "patch")
         check(patch, true)
-        if patch.identifier ~= nil and not guard_key(t, patch.identifier) then
-            errors.validation("identifier is too long for a key")
-        end
+        -- a new identifier too long for its guard: a 400 naming it before the read
+        if patch.identifier ~= nil then store.check_key(guard_item(t, id, patch.identifier)) end
         local p = util.shallow_copy(patch)
         p.verification_key = nil
         -- options: null resets them to {}; an object is merged into the stored ones ({}: nothing)
@@ -280,8 +258,7 @@ return function(ctx)
         end
         to_stored(p, false)
         local set, remove = ctx:patch_sets(E, p, { id = true, tenant_id = true, created_at = true })
-        local k = item_key(t, id)
-        if not k then return false end
+        local k = keys.resource_server(t, id)
         if options_patch == nil and p.identifier == nil then return ctx:update_item(k, set, remove) end
         return update_read(t, id, k, set, remove, options_patch, p.identifier)
     end
@@ -293,8 +270,8 @@ return function(ctx)
         if not cur then return false end
         -- what it owns per the registry (nothing yet), then it and its guard in one transaction
         ctx:delete_items(ctx:removal_items(E, cur, { without_self = true }), "resource server " .. id)
-        local guard = type(cur.identifier) == "string" and guard_key(t, cur.identifier) or nil
-        return ctx:remove_guarded(keys.resource_server(t, id), guard, store.owned_by("resource_server_id", id))
+        return ctx:remove_guarded(keys.resource_server(t, id), stored_guard_key(t, cur.identifier),
+            store.owned_by("resource_server_id", id))
     end
 
     return store.adapter(M)

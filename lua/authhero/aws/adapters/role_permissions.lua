@@ -6,8 +6,10 @@ local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
+local util = require "authhero.aws.util"
 
 local keys = schema.keys
+local byte_lt = util.byte_lt
 
 local ENTITY = schema.entity("rolePermissions").entity_type
 
@@ -38,22 +40,6 @@ local function record(item)
         permission_name = item.permission_name,
         created_at = item.created_at,
     }
-end
-
--- Byte order (`<` on strings follows the C library's collation, which is byte order only in "C").
-local function byte_lt(a, b)
-    local n = math.min(#a, #b)
-    for i = 1, n do
-        local x, y = a:byte(i), b:byte(i)
-        if x ~= y then return x < y end
-    end
-    return #a < #b
-end
-
-local function check_int(v, name)
-    if v ~= nil and (type(v) ~= "number" or v ~= math.floor(v) or v < 0) then
-        errors.validation("%s must be a non-negative integer", name)
-    end
 end
 
 return function(ctx)
@@ -123,8 +109,8 @@ return function(ctx)
         if type(params.q) == "string" and not params.q:match("^%s*$") then
             errors.validation("q is not supported when listing role permissions")
         end
-        check_int(params.page, "page")
-        check_int(params.per_page, "per_page")
+        store.opt_count(params.page, "page")
+        store.opt_count(params.per_page, "per_page")
         local per_page = params.per_page or 50
         if per_page < 1 then per_page = 1 end
         if per_page > ctx.max_page_size then per_page = ctx.max_page_size end

@@ -1,6 +1,7 @@
 -- roles (contract §4.10): PK TENANT#{t} / SK ROLE#{id}, plus the name guard ROLE_NAME#{name} that
 -- keeps names unique per tenant. remove cascades through the registry to the role's permission
 -- partition TENANT#{t}#ROLE#{id} and to the user-role assignments found through GSI2 ROLE_USERS.
+-- The module is callable; `record(item)` is shared with user_roles.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
@@ -10,6 +11,7 @@ local keys = schema.keys
 
 local E = schema.entity("roles")
 
+-- The record a role item stands for (nil for any other item); is_system only when true.
 local function record(item)
     local r = store.to_record(E, item)
     if r and r.is_system ~= true then r.is_system = nil end
@@ -30,7 +32,7 @@ local function check_fields(r)
     end
 end
 
-return function(ctx)
+local function new(ctx)
     local function guard_item(t, name, id, now)
         local g = keys.role_name_guard(t, name)
         g.entityType = "ROLE_NAME"
@@ -127,3 +129,7 @@ return function(ctx)
 
     return store.adapter(M)
 end
+
+return setmetatable({ record = record, entity = E }, {
+    __call = function(_, ctx) return new(ctx) end,
+})

@@ -3,7 +3,6 @@
 -- an update that moves an expiry later, extend the parent login session through the bump rule
 -- (loginSessions._bump, §5.1): a separate best-effort write that never undoes the session's own.
 local core = require "authhero.aws.core"
-local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
 local util = require "authhero.aws.util"
@@ -15,17 +14,6 @@ local E = schema.entity("sessions")
 
 local TIME_FIELDS = { "expires_at", "idle_expires_at", "authenticated_at", "last_interaction_at", "revoked_at",
     "used_at" }
-
--- Time fields of a record or patch, normalized in place (400 on a malformed value); null stays null.
-local function normalize_times(r)
-    for _, f in ipairs(TIME_FIELDS) do
-        local v = r[f]
-        if v ~= nil and v ~= null then
-            if type(v) ~= "string" then errors.validation("%s must be an ISO-8601 timestamp", f) end
-            r[f] = util.normalize_time(v, f)
-        end
-    end
-end
 
 local function present(v)
     if v == null then return nil end
@@ -63,7 +51,7 @@ return function(ctx, adapters)
         store.need_string(session.user_id, "user_id")
         store.need_string(session.login_session_id, "login_session_id")
         local rec = util.shallow_copy(session)
-        normalize_times(rec)
+        util.normalize_times(rec, TIME_FIELDS)
         local now = ctx:now_iso()
         if present(rec.device) == nil then rec.device = {} end
         if present(rec.clients) == nil then rec.clients = core.array({}) end
@@ -91,15 +79,8 @@ return function(ctx, adapters)
 
     -- A user's live sessions through GSI1, re-checked for tenant and user (§2.10).
     local function by_user(tenant_id, user_id)
-        local pk = keys.session_user_index(tenant_id, user_id, "").GSI1PK
-        local out = {}
-        for _, it in ipairs(ctx:query_all({ pk = pk, prefix = schema.prefix.session, index = "GSI1" })) do
-            if it.tenant_id == tenant_id and it.user_id == user_id then
-                local r = to_record(it)
-                if r then out[#out + 1] = r end
-            end
-        end
-        return out
+        return ctx:index_records(schema.templates.session_user_index, { tenant_id = tenant_id, user_id = user_id },
+            to_record)
     end
 
     function M.list(tenant_id, params)
@@ -124,7 +105,7 @@ return function(ctx, adapters)
         for _, f in ipairs({ "user_id", "login_session_id" }) do
             if p[f] ~= nil then store.need_string(p[f], f) end
         end
-        normalize_times(p)
+        util.normalize_times(p, TIME_FIELDS)
         if p.device == null then p.device = {} end
         if p.clients == null then p.clients = core.array({}) end
         local set, remove = ctx:patch_sets(E, p, { id = true, created_at = true })

@@ -11,7 +11,6 @@ local keys = schema.keys
 local null = core.null
 
 local E = schema.entity("themes")
-local MAX_SK = 1024 -- DynamoDB's sort-key limit in bytes (contract §2.4)
 
 -- AuthHero's themeInsertSchema: field -> "number" | "boolean" | "string" | { enum = set, optional? }
 -- | a nested shape (a table of fields).
@@ -86,13 +85,6 @@ local function check_theme(r, patch)
     end
 end
 
--- The item key of a theme id, or nil when no item can have it (too long for a sort key).
-local function key_of(t, id)
-    local k = keys.theme(t, id)
-    if #k.SK > MAX_SK then return nil end
-    return k
-end
-
 return function(ctx)
     local function to_record(item) return store.to_record(E, item) end
 
@@ -111,8 +103,7 @@ return function(ctx)
         if id == nil and theme.themeId ~= null then id = theme.themeId end
         if id == nil then id = ctx.new_id() end
         store.need_string(id, "themeId")
-        local k = key_of(tenant_id, id)
-        if not k then errors.validation("themeId is too long (a sort key holds at most %d bytes)", MAX_SK) end
+        local k = keys.theme(tenant_id, id)
         local rec = { themeId = id, displayName = theme.displayName, created_at = created, updated_at = updated }
         for _, s in ipairs(SECTION_NAMES) do rec[s] = theme[s] end
         k.tenant_id = tenant_id
@@ -124,8 +115,7 @@ return function(ctx)
     function M.get(tenant_id, theme_id)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(theme_id, "themeId")
-        local k = key_of(tenant_id, theme_id)
-        if not k then return nil end
+        local k = keys.theme(tenant_id, theme_id)
         return to_record(ctx:get_item(k.PK, k.SK, true))
     end
 
@@ -139,16 +129,14 @@ return function(ctx)
         local p = { displayName = patch.displayName }
         for _, s in ipairs(SECTION_NAMES) do p[s] = patch[s] end
         local set, remove = ctx:patch_sets(E, p)
-        local k = key_of(tenant_id, theme_id)
-        if not k then return false end
+        local k = keys.theme(tenant_id, theme_id)
         return ctx:update_item(k, set, remove)
     end
 
     function M.remove(tenant_id, theme_id)
         store.need_string(tenant_id, "tenant_id")
         store.need_string(theme_id, "themeId")
-        local k = key_of(tenant_id, theme_id)
-        if not k then return false end
+        local k = keys.theme(tenant_id, theme_id)
         return ctx:delete_item(k.PK, k.SK) ~= nil
     end
 

@@ -6,10 +6,11 @@ local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
+local util = require "authhero.aws.util"
 local roles_of_users = require "authhero.aws.adapters.user_roles"
 
 local keys = schema.keys
-local scope_arg, oversized, byte_lt = roles_of_users.scope_arg, roles_of_users.oversized, roles_of_users.byte_lt
+local scope_arg, byte_lt = roles_of_users.scope_arg, util.byte_lt
 
 local E = schema.entity("userPermissions")
 
@@ -69,8 +70,6 @@ return function(ctx)
             resource_server_identifier = permission.resource_server_identifier,
             permission_name = permission.permission_name, created_at = created, updated_at = updated }
         local k = item_keys(rec)
-        roles_of_users.check_key_sizes(k, { tenant_id = t, user_id = user_id, organization_id = o,
-            resource_server_identifier = rec.resource_server_identifier, permission_name = rec.permission_name })
         local ok, err = pcall(ctx.put_new, ctx, ctx:to_item(E, rec, k), "User permission already exists")
         if not ok and not errors.is(err, "Conflict") then error(err, 0) end
         return true
@@ -86,7 +85,6 @@ return function(ctx)
         local k = keys.user_permission({ tenant_id = t, organization_id = o, user_id = user_id,
             resource_server_identifier = permission.resource_server_identifier,
             permission_name = permission.permission_name })
-        if oversized(k) then return false end
         return roles_of_users.delete_live(ctx, k)
     end
 
@@ -108,7 +106,6 @@ return function(ctx)
                 prefix = schema.prefix.user_permission, consistent = true }
         end
         local out = core.array({})
-        if oversized({ PK = read.pk }) then return out end
         local rows = {}
         for _, it in ipairs(ctx:query_all(read)) do
             if valid(it, t, user_id, scope) then rows[#rows + 1] = it end

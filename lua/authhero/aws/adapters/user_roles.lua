@@ -1,17 +1,18 @@
 -- userRoles (contract §5.6): a role assigned to a user, globally (PK TENANT#{t}#USER#{u},
 -- organization_id "") or in one organization (PK TENANT#{t}#ORG#{o}#USER#{u}), SK USER_ROLE#{r};
 -- GSI1 (a user's roles in every scope) and GSI2 ROLE_USERS (listUsers, role removal). Owns the
--- exact scope rule and the escaped-key checks; the module also lends them to user_permissions.
+-- exact scope rule; the module also lends it and its argument checks to user_permissions.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
 local util = require "authhero.aws.util"
+local roles = require "authhero.aws.adapters.roles"
 
 local keys = schema.keys
+local byte_lt = util.byte_lt
 
 local E = schema.entity("userRoles")
-local RE = schema.entity("roles")
 
 -- helpers shared with user_permissions --------------------------------------------------------
 
@@ -20,39 +21,6 @@ local function scope_arg(v, name)
     if v == nil or v == core.null then return nil end
     if type(v) ~= "string" then errors.validation("%s must be a string", name or "organization_id") end
     return v
-end
-
--- DynamoDB's key limits (contract §2.4): partition keys 2048 bytes, sort keys 1024 bytes.
-local LIMITS = { PK = 2048, GSI1PK = 2048, GSI2PK = 2048, SK = 1024, GSI1SK = 1024, GSI2SK = 1024 }
-
--- key attributes -> the attribute that is too long and its size, or nil
-local function oversized(k)
-    for attr, limit in pairs(LIMITS) do
-        local v = k[attr]
-        if type(v) == "string" and #v > limit then return attr, #v, limit end
-    end
-    return nil
-end
-
--- Raises a 400 naming the longest of the fields (name -> value) when a key would be too long.
-local function check_key_sizes(k, fields)
-    local attr, size, limit = oversized(k)
-    if not attr then return end
-    local name, len = "key", -1
-    for f, v in pairs(fields) do
-        if type(v) == "string" and (#v > len or (#v == len and f < name)) then name, len = f, #v end
-    end
-    errors.validation("%s is too long: the %s key would be %d bytes (DynamoDB's limit is %d)", name, attr, size, limit)
-end
-
--- Byte order (`<` on strings follows the C library's collation, which is byte order only in "C").
-local function byte_lt(a, b)
-    local n = math.min(#a, #b)
-    for i = 1, n do
-        local x, y = a:byte(i), b:byte(i)
-        if x ~= y then return x < y end
-    end
-    return #a < #b
 end
 
 -- list params: nil or a table; `q` is not supported (400).
@@ -70,23 +38,11 @@ local function check_options(options)
     if options ~= nil and options ~= core.null then store.need_table(options, "options") end
 end
 
--- A non-negative integer paging parameter (nil allowed).
-local function check_count(v, name)
-    if v ~= nil and (type(v) ~= "number" or v ~= math.floor(v) or v < 0) then
-        errors.validation("%s must be a non-negative integer", name)
-    end
-end
-
--- what adapters.roles.get returns for a role item (is_system only when true)
-local function role_record(item)
-    local r = store.to_record(RE, item)
-    if r and r.is_system ~= true then r.is_system = nil end
-    return r
-end
-
 -- Deletes a live item with a condition, so that of concurrent removes exactly one reports it:
--- true when it was there, false otherwise (an expired item is left to DynamoDB's TTL sweep).
+-- true when it was there, false otherwise (an expired item is left to DynamoDB's TTL sweep). A key
+-- no item can have (too long for DynamoDB) is false without a request.
 local function delete_live(ctx, k)
+    if schema.oversized(k) then return false end
     local st = store.names_values()
     local req = st.apply({ TableName = ctx.table, Key = { PK = k.PK, SK = k.SK },
         ConditionExpression = ctx:cond_exists_live(st) })
@@ -132,7 +88,6 @@ local function new(ctx)
         local rec = { tenant_id = t, user_id = user_id, role_id = role_id, organization_id = o,
             created_at = created, updated_at = updated }
         local k = all_keys(rec)
-        check_key_sizes(k, { tenant_id = t, user_id = user_id, role_id = role_id, organization_id = o })
         local ok, err = pcall(ctx.put_new, ctx, ctx:to_item(E, rec, k), "User role already exists")
         if not ok and not errors.is(err, "Conflict") then error(err, 0) end
         return true
@@ -146,7 +101,6 @@ local function new(ctx)
         store.need_string(role_id, "role_id")
         local o = scope_arg(organization_id) or ""
         local k = keys.user_role({ tenant_id = t, organization_id = o, user_id = user_id, role_id = role_id })
-        if oversized(k) then return false end
         return delete_live(ctx, k)
     end
 
@@ -167,8 +121,6 @@ local function new(ctx)
             read = { pk = scope_partition(t, user_id, scope), prefix = schema.prefix.user_role, consistent = true }
         end
         local out = core.array({})
-        if oversized({ PK = read.pk }) then return out end
-
         local found = {}
         for _, it in ipairs(ctx:query_all(read)) do
             if valid(it, t, user_id, scope) then
@@ -186,7 +138,7 @@ local function new(ctx)
             if want[f.r] == nil then
                 want[f.r] = false
                 local k = keys.role(t, f.r)
-                if not oversized(k) then ks[#ks + 1] = k end
+                if not schema.oversized(k) then ks[#ks + 1] = k end -- BatchGetItem would refuse it
             end
         end
         local items, left = ctx.client:batch_get(ctx.table, ks)
@@ -194,7 +146,7 @@ local function new(ctx)
             errors.raise(0, "UnprocessedKeys", #left .. " roles could not be read; try again", { unprocessed = left })
         end
         for _, it in ipairs(items) do
-            local r = ctx:live(it) and role_record(it) or nil
+            local r = ctx:live(it) and roles.record(it) or nil
             if r and want[r.id] == false then want[r.id] = r end
         end
         local used = {}
@@ -220,9 +172,9 @@ local function new(ctx)
         store.need_string(t, "tenant_id")
         store.need_string(role_id, "role_id")
         params = check_params(params, "a role's users")
-        check_count(params.page, "page")
-        check_count(params.per_page, "per_page")
-        check_count(params.take, "take")
+        store.opt_count(params.page, "page")
+        store.opt_count(params.per_page, "per_page")
+        store.opt_count(params.take, "take")
         if params.from ~= nil and type(params.from) ~= "string" then errors.validation("from must be a string") end
         local keyset = params.from ~= nil or params.take ~= nil
         local limit = (keyset and params.take or params.per_page) or 50
@@ -240,7 +192,6 @@ local function new(ctx)
         if not keyset then
             local page = params.page or 0
             local res = { start = page * limit, limit = limit, length = 0, userIds = ids }
-            if oversized({ PK = pk }) then return res end
             local all, seen = {}, {}
             for _, it in ipairs(ctx:query_all({ index = "GSI2", pk = pk, prefix = prefix })) do
                 if ok(it) and not seen[it.user_id] then
@@ -255,7 +206,7 @@ local function new(ctx)
         end
 
         local res = { start = 0, limit = limit, length = 0, userIds = ids }
-        if oversized({ PK = pk }) then return res end
+        if schema.oversized({ GSI2PK = pk }) then return res end -- no such partition (a Query would be refused)
         local fp = core.sha256_hex(table.concat({ "listUsers", t, role_id }, "\0")):sub(1, 16)
         -- the cursor: the last user id of the previous page, bound to this role
         local after
@@ -272,7 +223,7 @@ local function new(ctx)
         if after then
             local sk = keys.user_role_role_index({ tenant_id = t, role_id = role_id, user_id = after,
                 organization_id = "" }).GSI2SK
-            if #sk <= LIMITS.GSI2SK then low = sk:sub(1, -2) .. string.char(sk:byte(-1) + 1) end
+            if not schema.oversized({ GSI2SK = sk }) then low = sk:sub(1, -2) .. string.char(sk:byte(-1) + 1) end
         end
         local start, last, seen = nil, nil, {}
         repeat
@@ -304,8 +255,8 @@ local function new(ctx)
 end
 
 return setmetatable({
-    scope_arg = scope_arg, oversized = oversized, check_key_sizes = check_key_sizes, byte_lt = byte_lt,
-    check_params = check_params, check_options = check_options, delete_live = delete_live, entity = E,
+    scope_arg = scope_arg, check_params = check_params, check_options = check_options, delete_live = delete_live,
+    entity = E,
 }, {
     __call = function(_, ctx) return new(ctx) end,
 })
