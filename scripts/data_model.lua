@@ -4,13 +4,7 @@
 -- here; every fact comes from the registry, so the page cannot drift from the code.
 local schema = require "authhero.aws.schema"
 local registry = require "authhero.aws.registry"
-
-local function sorted_keys(t)
-    local out = {}
-    for k in pairs(t or {}) do out[#out + 1] = k end
-    table.sort(out)
-    return out
-end
+local sorted_keys = require("authhero.aws.util").sorted_keys
 
 local function code(s) return "`" .. s .. "`" end
 

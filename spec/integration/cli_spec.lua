@@ -382,7 +382,7 @@ describe("authhero-dynamo", function()
             local exported = tmp("acme.jsonl")
             rc, out, err = cli(src, "export --tenant acme --out " .. q(exported))
             assert.equals(0, rc, err)
-            assert.truthy(out:find("exported tenant acme: 28 records", 1, true), out)
+            assert.truthy(out:find("exported tenant acme: 39 records", 1, true), out)
             for _, l in ipairs(lines_of(read(exported))) do
                 local v = core.json_decode(l)
                 assert.equals("acme", v.tenant_id)
@@ -394,7 +394,7 @@ describe("authhero-dynamo", function()
             assert.equals(0, rc, err .. out)
             rc, out = cli(dst, "verify " .. q(exported))
             assert.equals(0, rc, out)
-            assert.truthy(out:find("28 records, 44 items checked", 1, true), out)
+            assert.truthy(out:find("39 records, 60 items checked", 1, true), out)
             assert.truthy(out:find("no differences", 1, true), out)
             -- and the copy exports byte for byte the same (export to stdout this time)
             local rc2, again = cli(dst, "export --tenant acme --quiet")
@@ -448,14 +448,16 @@ describe("authhero-dynamo", function()
                 TENANT = 1, USER = 5, USER_GUARD = 6, PASSWORD = 5, SESSION = 1, CLIENT = 2, CLIENT_ID_POINTER = 2,
                 CONNECTION = 2, ORGANIZATION = 2, ORGANIZATION_NAME = 2, USER_ORGANIZATION = 3,
                 USER_ORGANIZATION_ID = 3, ROLE = 2, ROLE_NAME = 2, ROLE_PERMISSION = 4, CUSTOM_DOMAIN = 1,
-                CUSTOM_DOMAIN_CLAIM = 1,
+                CUSTOM_DOMAIN_CLAIM = 1, REFRESH_TOKEN = 1, REFRESH_TOKEN_FAMILY = 1, REFRESH_TOKEN_LOGIN = 1, KEY = 1,
+                CLIENT_GRANT = 1, CLIENT_GRANT_KEY = 1, RESOURCE_SERVER = 1, RESOURCE_SERVER_IDENTIFIER = 1, USER_ROLE = 2,
+                USER_PERMISSION = 1, BRANDING = 1, HOOK = 1, PROMPT_SETTING = 1, CLIENT_CONNECTION = 2,
             }, s.counts)
-            assert.equals(44, s.total)
+            assert.equals(60, s.total)
             assert.same(s.counts, stats(t).counts) -- the whole table holds just this tenant
             local rc, out = cli(t, "stats --tenant acme")
             assert.equals(0, rc)
             assert.truthy(out:find("USER_GUARD%s+users: guard items%s+6"), out)
-            assert.truthy(out:find(": 44 items", 1, true), out)
+            assert.truthy(out:find(": 60 items", 1, true), out)
         end)
     end)
 end)

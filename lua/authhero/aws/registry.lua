@@ -427,7 +427,7 @@ _M.entities = {
         },
         parents = { { "users", via = "GSI1" }, { "roles", via = "GSI2", map = { role_id = "id" } } },
         cli = { import = { args = { "tenant", "@user_id", "@role_id", "@organization_id", "options" } },
-            export = { mode = "none" } }, -- userRoles.list returns roles without their scope
+            export = { under = "users", mode = "all", call = "listAssignments", args = { "tenant", "@user_id" } } },
         describe = "role {role_id} of user {user_id} (organization {organization_id})",
     },
     {

@@ -589,7 +589,9 @@ end
 -- parents edges, recursively, each preceded by its helper items and followed by nothing it owns;
 -- then the item's own helpers; then the item itself. Helpers that name owners (guards, pointers)
 -- are included only when they are this record's (read consistently, in batches). Expired items are
--- included. opts.without_self leaves out the item and its own helpers. Reads only.
+-- included. opts.without_self leaves out the item and its own helpers. Helpers that are the
+-- record's alone (index and version items) are named by key without a read, unless
+-- opts.read_helpers (then only those that exist come back, as items). Reads only.
 -- A base-table partition built from the parent's key (TENANT#{t}, TENANT#{t}#USER#{u}, ...) is
 -- the parent's entirely (read whole, whatever lives there); an index partition yields only the
 -- edges' entities (read by sort-key prefix when there is one edge); a partition without a
@@ -657,12 +659,12 @@ function _M.removal_items(self, E, item, opts)
                 visited[key_id(k)] = true
                 k.entityType = h.entity_type
                 local c = { key = k }
-                if h.owner then -- a shared key: delete it only while it is still this record's
+                if h.owner or opts.read_helpers then -- a shared key: only while it is still this record's
                     c.want = {}
-                    for _, a in ipairs(h.owner) do c.want[a] = it[(h.owner_fields and h.owner_fields[a]) or a] end
+                    for _, a in ipairs(h.owner or {}) do c.want[a] = it[(h.owner_fields and h.owner_fields[a]) or a] end
                     checks[#checks + 1] = c
                 else
-                    c.item = k -- the record's own key (an index item): nobody else's
+                    c.item = k -- the record's own key (an index item): nobody else's; deleting it is enough
                 end
                 entry.checks[#entry.checks + 1] = c
             end

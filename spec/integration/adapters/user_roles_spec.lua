@@ -122,6 +122,22 @@ describe("userRoles", function()
         assert.same({ "admin" }, fx.ids(ur.list(t, "org-only")))
     end)
 
+    it("listAssignments gives every assignment with its scope (what an export keeps)", function()
+        ur.create(t, "u9", "writer", "org1", { importMetadata = { created_at = "2024-01-02T03:04:05Z" } })
+        ur.create(t, "u9", "admin")
+        ur.create(t, "u9", "gone-role", "org2") -- kept: an assignment, whether or not its role exists
+        local got = ur.listAssignments(t, "u9")
+        assert.is_true(core.is_array(got))
+        assert.equal(3, #got)
+        assert.same({ user_id = "u9", role_id = "admin", organization_id = "" },
+            { user_id = got[1].user_id, role_id = got[1].role_id, organization_id = got[1].organization_id })
+        assert.same({ user_id = "u9", role_id = "writer", organization_id = "org1", created_at = "2024-01-02T03:04:05.000Z" },
+            got[2])
+        assert.equal("gone-role", got[3].role_id)
+        assert.same({}, ur.listAssignments(t, "nobody"))
+        fx.rejects(ur.listAssignments, t, nil)
+    end)
+
     it("skips roles that no longer exist", function()
         local tt = fx.tenant("ur")
         a.roles.create(tt, { id = "keep", name = "keep" })

@@ -108,11 +108,9 @@ local function new(ctx)
     -- the scope (nil: every scope, through GSI1; "" or an id: that base partition, read
     -- consistently), ordered by organization_id then role_id; roles that no longer exist are
     -- skipped. Not paginated (SQL parity).
-    function M.list(t, user_id, params, organization_id)
-        store.need_string(t, "tenant_id")
-        store.need_string(user_id, "user_id")
-        check_params(params, "a user's roles")
-        local scope = scope_arg(organization_id)
+    -- The live assignment items of a user in a scope (nil: every scope, through GSI1; "" or an
+    -- id: that base partition, read consistently), ordered by organization_id then role_id.
+    local function assignments(t, user_id, scope)
         local read
         if scope == nil then
             read = { index = "GSI1", pk = keys.user_index_partition(t, user_id),
@@ -120,18 +118,27 @@ local function new(ctx)
         else
             read = { pk = scope_partition(t, user_id, scope), prefix = schema.prefix.user_role, consistent = true }
         end
-        local out = core.array({})
         local found = {}
         for _, it in ipairs(ctx:query_all(read)) do
-            if valid(it, t, user_id, scope) then
-                found[#found + 1] = { o = it.organization_id or "", r = it.role_id }
-            end
+            if valid(it, t, user_id, scope) then found[#found + 1] = it end
         end
-        if #found == 0 then return out end
         table.sort(found, function(a, b)
-            if a.o ~= b.o then return byte_lt(a.o, b.o) end
-            return byte_lt(a.r, b.r)
+            local x, y = a.organization_id or "", b.organization_id or ""
+            if x ~= y then return byte_lt(x, y) end
+            return byte_lt(a.role_id, b.role_id)
         end)
+        return found
+    end
+
+    function M.list(t, user_id, params, organization_id)
+        store.need_string(t, "tenant_id")
+        store.need_string(user_id, "user_id")
+        check_params(params, "a user's roles")
+        local scope = scope_arg(organization_id)
+        local out = core.array({})
+        local found = {}
+        for i, it in ipairs(assignments(t, user_id, scope)) do found[i] = { o = it.organization_id or "", r = it.role_id } end
+        if #found == 0 then return out end
 
         local ks, want = {}, {}
         for _, f in ipairs(found) do
@@ -157,6 +164,20 @@ local function new(ctx)
                 out[#out + 1] = used[r] and util.shallow_copy(r) or r
                 used[r] = true
             end
+        end
+        return out
+    end
+
+    -- listAssignments(t, user_id) -> array of { user_id, role_id, organization_id ("" for global),
+    -- created_at }, every scope, ordered as list orders them. Not AuthHero's: its list answers
+    -- roles without their scope, which an export must keep (the command line's export uses this).
+    function M.listAssignments(t, user_id)
+        store.need_string(t, "tenant_id")
+        store.need_string(user_id, "user_id")
+        local out = core.array({})
+        for i, it in ipairs(assignments(t, user_id, nil)) do
+            out[i] = { user_id = it.user_id, role_id = it.role_id, organization_id = it.organization_id or "",
+                created_at = it.created_at }
         end
         return out
     end

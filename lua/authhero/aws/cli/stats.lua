@@ -58,7 +58,7 @@ function _M.run(cli, opts)
         local k = schema.keys.tenant(t)
         local root = client:call("GetItem", { TableName = tbl, Key = k, ConsistentRead = true }).Item
         local items = ctx:removal_items(schema.entity("tenants"), root or { PK = k.PK, SK = k.SK, id = t },
-            { without_self = root == nil })
+            { without_self = root == nil, read_helpers = true })
         local found = #items > 0
         for _, it in ipairs(items) do count(it) end
         if not found then cli.fail("tenant %q has no items in %s", t, cli.target(opts, client)) end
@@ -100,9 +100,9 @@ function _M.run(cli, opts)
     end
     local out = { string.format("%s%s: %s items", cli.target(opts, client), t and (", tenant " .. t) or "",
         progress.thousands(total)) }
-    out[#out + 1] = string.format("  %-22s %-34s %10s", "entityType", "entity", "items")
+    out[#out + 1] = string.format("  %-26s %-34s %10s", "entityType", "entity", "items")
     for _, r in ipairs(rows) do
-        out[#out + 1] = string.format("  %-22s %-34s %10s%s", r[1], r[2], progress.thousands(r[3]),
+        out[#out + 1] = string.format("  %-26s %-34s %10s%s", r[1], r[2], progress.thousands(r[3]),
             r[4] > 0 and string.format("  (%d expired, awaiting TTL deletion)", r[4]) or "")
     end
     io.stdout:write(table.concat(out, "\n"), "\n")

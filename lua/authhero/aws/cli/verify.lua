@@ -179,7 +179,7 @@ function _M.run(cli, opts, pos)
         for _, t in ipairs(tenant_list) do
             local k = schema.keys.tenant(t)
             local root = { PK = k.PK, SK = k.SK, id = t, entityType = tenants_entity.entity_type }
-            for _, it in ipairs(ctx:removal_items(tenants_entity, root, { without_self = true })) do
+            for _, it in ipairs(ctx:removal_items(tenants_entity, root, { without_self = true, read_helpers = true })) do
                 local live = type(it.ttl) ~= "number" or it.ttl > now_s
                 if live and not expected[records.key(it)] then
                     extra = extra + 1
