@@ -32,6 +32,19 @@ local MODS = {
     day = function(v) return v:sub(1, 10) end,
 }
 
+local function fields_of(parts, out, seen)
+    out, seen = out or {}, seen or {}
+    for _, p in ipairs(parts) do
+        if p.field and not seen[p.field] then
+            seen[p.field] = true
+            out[#out + 1] = p.field
+        elseif p.group then
+            fields_of(p.group, out, seen)
+        end
+    end
+    return out, seen
+end
+
 -- "A#{x:lower}[#B#{y}]" -> parts: { lit = "A" }, { field = "x", mod = "lower" }, { group = {...} }
 local function parse_template(s, where)
     local root = {}
@@ -66,6 +79,8 @@ local function parse_template(s, where)
         elseif c == "]" then
             flush()
             if #stack == 1 then error(where .. ": unbalanced ']'", 0) end
+            local parent = stack[#stack - 1]
+            parent[#parent].fields = fields_of(stack[#stack]) -- the group's fields, for render
             stack[#stack] = nil
         else
             cur = cur .. c
@@ -75,19 +90,6 @@ local function parse_template(s, where)
     flush()
     if #stack ~= 1 then error(where .. ": unbalanced '['", 0) end
     return root
-end
-
-local function fields_of(parts, out, seen)
-    out, seen = out or {}, seen or {}
-    for _, p in ipairs(parts) do
-        if p.field and not seen[p.field] then
-            seen[p.field] = true
-            out[#out + 1] = p.field
-        elseif p.group then
-            fields_of(p.group, out, seen)
-        end
-    end
-    return out, seen
 end
 
 -- Values of the parts (appended to out), or nil when a field has no usable value: nil, null, or ""
@@ -108,7 +110,7 @@ local function render(parts, get, strict, out)
         else
             local sub = render(p.group, get, false, {})
             local full = sub ~= nil
-            for _, f in ipairs(fields_of(p.group)) do
+            for _, f in ipairs(p.fields) do
                 if get(f) == "" then full = false end
             end
             if full then
@@ -203,14 +205,14 @@ end
 -- keys.<name>(v1, v2, ...) in placeholder order, or keys.<name>{ field = v, ... }; a missing value
 -- is a programming error, "" is allowed (e.g. to name a partition).
 local function builder(t)
+    local pos = {} -- placeholder -> argument position, once per template
+    for i, f in ipairs(t.fields) do pos[f] = i end
     return function(first, ...)
         local get
         if type(first) == "table" then
             get = function(f) return first[f] end
         else
             local args = { first, ... }
-            local pos = {}
-            for i, f in ipairs(t.fields) do pos[f] = i end
             get = function(f) return args[pos[f]] end
         end
         return key_values(t, get, true)

@@ -6,6 +6,7 @@
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local util = require "authhero.aws.util"
+local schema = require "authhero.aws.schema"
 
 local _M = {}
 local mt = { __index = _M }
@@ -27,7 +28,7 @@ function _M.new(client, opts)
     local now = opts.now or function() return core.now() * 1000 end
     return setmetatable({
         client = client,
-        table = require("authhero.aws.schema").table_name(opts.tableName or opts.table_name),
+        table = schema.table_name(opts.tableName or opts.table_name),
         now_ms = now,
         new_id = opts.new_id or util.new_id,
         max_page_size = opts.max_page_size or 1000,
@@ -114,7 +115,6 @@ end
 -- (contract §2.4): the longest string among the fields the keys of E (an entity or helper, when
 -- known) are built from, else the key attribute itself.
 function _M.check_key(item, E)
-    local schema = require "authhero.aws.schema"
     local attr, size, limit = schema.oversized(item)
     if not attr then return end
     local name, len = nil, -1
@@ -137,7 +137,7 @@ end
 
 -- A key no item can have (longer than DynamoDB allows): reads and writes by it find nothing.
 local function impossible(key)
-    return require("authhero.aws.schema").oversized(key) ~= nil
+    return schema.oversized(key) ~= nil
 end
 
 -- A patch -> (set, remove) for update_item: nil leaves a field alone, core.null removes it, JSON
@@ -511,8 +511,8 @@ end
 -- opts: pk, prefix, index ("GSI1"/"GSI2"), consistent, limit, start (ExclusiveStartKey).
 -- Returns the raw reply.
 function _M.query_page(self, opts)
-    local limits = require("authhero.aws.schema").KEY_LIMITS
-    if #opts.pk > limits.PK or (opts.prefix and #opts.prefix > limits.SK) then return { Items = {} } end -- no such key
+    -- no item has such a key (an index key's limits are the base table's)
+    if impossible({ PK = opts.pk, SK = opts.prefix }) then return { Items = {} } end
     local st = names_values()
     local pk_attr, sk_attr = "PK", "SK"
     if opts.index then pk_attr, sk_attr = opts.index .. "PK", opts.index .. "SK" end
@@ -550,7 +550,6 @@ end
 -- item's, and read by to_record(item) -> record or nil (nil drops the item). As with the keys.<name>
 -- builders, "" is a value and a partition field missing from `fields` is a programming error.
 function _M.index_records(self, template, fields, to_record)
-    local schema = require "authhero.aws.schema"
     local pk, prefix
     local filled = true
     for _, f in ipairs(template.fields) do
@@ -598,7 +597,6 @@ end
 -- placeholder (KEYS) only the tenant's items. Items of another tenant are never taken.
 function _M.removal_items(self, E, item, opts)
     opts = opts or {}
-    local schema = require "authhero.aws.schema"
     local t = item[E.tenant_field]
     local visited, entries, checks = {}, {}, {}
 
