@@ -28,10 +28,6 @@ for _, E in ipairs(schema.entities) do
     end
 end
 
--- entity -> the record field that names it (required on import, so a re-import writes the same keys)
-_M.ID_FIELD = {}
-for name, E in pairs(BY_NAME) do _M.ID_FIELD[name] = E.cli.id end
-
 -- Guard / pointer items: another record may not take them over. entityType -> the attributes that
 -- say whom the item belongs to (an existing item with other values there is a conflict), and
 -- entityType -> how to name its owner.
