@@ -7,20 +7,24 @@ WARN     := -std=c99 -Wall -Wextra -Werror -pedantic -Wshadow -Wcast-qual -Wwrit
             -Wmissing-prototypes -Wstrict-prototypes
 CFLAGS_X ?=
 LDFLAGS_X ?=
-LIBS     := -lcrypto -lcurl
+LIBS     := -lcrypto -lcurl -licuuc -lcrypt -largon2
 SRCS     := $(wildcard csrc/*.c)
 HDRS     := $(wildcard csrc/*.h)
 LUA54_INC := $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 JIT_INC  := -I/usr/include/luajit-2.1
 SO54     := build/5.4/authhero/aws/core.so
 SOJIT    := build/jit/authhero/aws/core.so
+# The other Luas the rockspec claims (make build-all; make test unit-tests each): build/5.N/...
+LUAS_MORE := 5.1 5.2 5.3
+SOMORE   := $(foreach v,$(LUAS_MORE),build/$(v)/authhero/aws/core.so)
+lua_inc   = $(shell pkg-config --cflags lua$(1) 2>/dev/null || echo -I/usr/include/lua$(1))
 BUSTED   := busted
 LUA      := lua5.4
 SPECS_UNIT := spec/unit
 SPECS_INTEG := spec/integration
 STATS    := build/test-stats
 
-.PHONY: all deps deps-full build jit test demo unit integration compat asan valgrind fuzz fuzz-ci \
+.PHONY: all deps deps-full build build-all jit test demo fault-run unit integration compat asan valgrind fuzz fuzz-ci \
         bench lint format format-check check-rockspec docs clean
 
 all: deps build
@@ -35,6 +39,8 @@ build: $(SO54) $(if $(wildcard /usr/include/luajit-2.1/lua.h),$(SOJIT))
 
 jit: $(SOJIT)
 
+build-all: build $(SOMORE)
+
 $(SO54): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(LUA54_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
@@ -43,14 +49,21 @@ $(SOJIT): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(JIT_INC) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
 
-# Unit specs under lua5.4 and LuaJIT, a short fuzz run, integration specs against DynamoDB Local
-# (started by the specs unless DYNAMODB_ENDPOINT is set), the OpenResty example in nginx, and the
-# conformance suite (AuthHero's own server on the adapters); one closing line counts them all.
+$(SOMORE): build/%/authhero/aws/core.so: $(SRCS) $(HDRS) Makefile
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(call lua_inc,$*) $(CFLAGS_X) -o $@ $(SRCS) $(LIBS) $(LDFLAGS_X)
+
+# Unit specs under lua5.4, LuaJIT, 5.1, 5.2 and 5.3, a short fuzz run, integration specs against
+# DynamoDB Local (started by the specs unless DYNAMODB_ENDPOINT is set), the OpenResty example in
+# nginx, and the conformance suite (AuthHero's own server on the adapters); one closing line
+# counts them all.
 test: deps-full
-	@$(MAKE) --no-print-directory build
+	@$(MAKE) --no-print-directory build-all
 	@rm -rf $(STATS); mkdir -p $(STATS)
 	@scripts/run-busted $(STATS)/unit-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_UNIT) || true
 	@scripts/run-busted $(STATS)/unit-jit --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT) || true
+	@for v in $(LUAS_MORE); do \
+	    scripts/run-busted $(STATS)/unit-$$v --lua=lua$$v --cpath="build/$$v/?.so" $(SPECS_UNIT) || true; done
 	@if scripts/fuzz 20; then echo "1 0" > $(STATS)/fuzz; else echo "0 1" > $(STATS)/fuzz; fi
 	@scripts/run-busted $(STATS)/integ-5.4 --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG) || true
 	@scripts/openresty-test --stats $(STATS)/openresty || true
@@ -63,8 +76,10 @@ unit: build
 integration: deps-full build
 	$(BUSTED) --lua=$(LUA) --cpath='build/5.4/?.so' $(SPECS_INTEG)
 
-compat: deps jit
+compat: deps jit $(SOMORE)
 	$(BUSTED) --lua=luajit --cpath='build/jit/?.so' $(SPECS_UNIT)
+	@set -e; for v in $(LUAS_MORE); do echo "== Lua $$v"; \
+	    $(BUSTED) --lua=lua$$v --cpath="build/$$v/?.so" $(SPECS_UNIT); done
 
 # Sanitizers: ASan + UBSan, no recovery; leaks are valgrind's job.
 asan: deps
@@ -90,6 +105,10 @@ fuzz-ci: deps
 
 demo: deps-full build
 	@scripts/demo
+
+# Issue 12's fault run: 600 of each kind through a fault-injecting proxy (README "Under faults").
+fault-run: deps-full build
+	@scripts/fault-run
 
 bench: deps-full build
 	$(LUA) bench/codec.lua

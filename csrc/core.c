@@ -220,5 +220,7 @@ int luaopen_authhero_aws_core(lua_State *L)
     l_marshal_open(L);
     l_crc32_open(L);
     l_http_open(L);
+    l_unicode_open(L);
+    l_password_open(L);
     return 1;
 }

@@ -67,6 +67,8 @@ void l_marshal_open(lua_State *L);
 void l_keys_open(lua_State *L);
 void l_http_open(lua_State *L);
 void l_crc32_open(lua_State *L);
+void l_password_open(lua_State *L);
+void l_unicode_open(lua_State *L);
 
 /* The reply body an http handle (argument idx, checked) holds, valid until its next request. */
 const char *core_http_body(lua_State *L, int idx, size_t *n);

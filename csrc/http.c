@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "core.h"
+#include "http_reply.h"
 
 #define HTTP_MT "authhero.aws.http"
 /* Defaults. Connect covers TCP and the TLS handshake, a few round trips even far away; the total
@@ -20,11 +21,6 @@
 #define HTTP_BODY_KEEP          (1 << 20) /* reply buffers past this are freed after each call */
 #define HTTP_HEADER_KEEP        (1 << 14)
 
-/* One response header: offsets into http.hdr, where names are stored lowercased. */
-struct http_field {
-    size_t name, name_len, value, value_len;
-};
-
 /* Everything here is freed by http_close, which is idempotent; curl == NULL means closed. */
 struct http {
     CURL *curl;
@@ -33,15 +29,14 @@ struct http {
     char *ca_file;           /* malloc'ed copy or NULL */
     struct curl_slist *hdrs; /* request headers being built or sent; freed by the next call/close */
     struct buf body;         /* reply body, reused across calls */
-    struct buf hdr;          /* reply header names and values, back to back */
+    struct http_reply reply; /* reply header fields (http_reply.c) */
     struct buf line;         /* scratch: one "Name: value" request header line */
-    struct http_field *fields;
-    size_t nfields, capfields;
-    int oom; /* a curl callback failed to allocate (it cannot raise) */
+    int oom;                 /* a curl callback failed to allocate (it cannot raise) */
     long long requests, connects, last_us;
     char err[CURL_ERROR_SIZE];
     const char *up; /* request body being sent (the Lua string), and how much is left */
     size_t up_len;
+    int sent; /* the last request's body went to libcurl whole: the server may have acted on it */
 };
 
 static int http_ready;
@@ -59,108 +54,29 @@ static void http_global_init(void)
 
 /* ---- curl callbacks: plain C, never touch Lua (a longjmp through curl would wreck it) ---- */
 
-/* Appends without raising; returns -1 when out of memory. */
-static int http_append(struct buf *b, const char *s, size_t n)
-{
-    if (n == 0)
-        return 0;
-    if (b->cap - b->len < n) {
-        size_t need = b->len + n, cap = b->cap ? b->cap : 256;
-        if (need < b->len)
-            return -1;
-        while (cap < need)
-            cap = cap * 2 > cap ? cap * 2 : need;
-        char *p = realloc(b->p, cap);
-        if (p == NULL)
-            return -1;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    return 0;
-}
-
 static size_t http_on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     struct http *h = ud;
     size_t n = size * nmemb;
-    if (http_append(&h->body, data, n) != 0) {
+    if (http_buf_append(&h->body, data, n) != 0) {
         h->oom = 1;
         return 0; /* curl stops with CURLE_WRITE_ERROR */
     }
     return n;
 }
 
-static int http_is_space(char c) { return c == ' ' || c == '\t'; }
-
 static char http_lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
-
-static int http_field_add(struct http *h, const char *name, size_t nlen, const char *value,
-                          size_t vlen)
-{
-    if (h->nfields == h->capfields) {
-        size_t cap = h->capfields ? h->capfields * 2 : 16;
-        struct http_field *f = realloc(h->fields, cap * sizeof *f);
-        if (f == NULL)
-            return -1;
-        h->fields = f;
-        h->capfields = cap;
-    }
-    struct http_field *f = &h->fields[h->nfields];
-    f->name = h->hdr.len;
-    f->name_len = nlen;
-    if (http_append(&h->hdr, name, nlen) != 0)
-        return -1;
-    for (size_t i = 0; i < nlen; i++)
-        h->hdr.p[f->name + i] = http_lower(h->hdr.p[f->name + i]);
-    f->value = h->hdr.len;
-    f->value_len = vlen;
-    if (http_append(&h->hdr, value, vlen) != 0)
-        return -1;
-    h->nfields++;
-    return 0;
-}
 
 /* One header line per call, CRLF included; also the status line, the blank line and trailers. */
 static size_t http_on_header(char *line, size_t size, size_t nmemb, void *ud)
 {
     struct http *h = ud;
-    size_t n = size * nmemb, len = n;
-    while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
-        len--;
-    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
-        h->nfields = 0; /* a new response (after a 1xx, or curl's retry): keep only the last */
-        h->hdr.len = 0;
-        return n;
-    }
-    const char *colon = len ? memchr(line, ':', len) : NULL;
-    if (colon == NULL || colon == line || http_is_space(line[0]))
-        return n; /* blank line, obsolete folding, or junk: skipped */
-    size_t nlen = (size_t)(colon - line), v = nlen + 1, end = len;
-    while (v < end && http_is_space(line[v]))
-        v++;
-    while (end > v && http_is_space(line[end - 1]))
-        end--;
-    if (http_field_add(h, line, nlen, line + v, end - v) != 0) {
+    size_t n = size * nmemb;
+    if (http_reply_line(&h->reply, line, n) != 0) {
         h->oom = 1;
         return 0;
     }
     return n;
-}
-
-/* Returns the last value of header name (lowercase), or NULL. */
-static const char *http_find(const struct http *h, const char *name, size_t *len)
-{
-    size_t nlen = strlen(name);
-    for (size_t i = h->nfields; i-- > 0;) {
-        const struct http_field *f = &h->fields[i];
-        if (f->name_len == nlen && memcmp(h->hdr.p + f->name, name, nlen) == 0) {
-            *len = f->value_len;
-            return h->hdr.p + f->value;
-        }
-    }
-    return NULL;
 }
 
 static void http_close(struct http *h)
@@ -174,14 +90,10 @@ static void http_close(struct http *h)
     free(h->ca_file);
     h->ca_file = NULL;
     free(h->body.p);
-    free(h->hdr.p);
     free(h->line.p);
-    free(h->fields);
     memset(&h->body, 0, sizeof h->body);
-    memset(&h->hdr, 0, sizeof h->hdr);
     memset(&h->line, 0, sizeof h->line);
-    h->fields = NULL;
-    h->nfields = h->capfields = 0;
+    http_reply_free(&h->reply);
 }
 
 /* The handle's fixed options, set again after every curl_easy_reset (see l_http_request).
@@ -468,28 +380,10 @@ static CURLcode http_prepare(struct http *h, const char *method, const char *url
     return rc;
 }
 
-/* Parses a decimal uint32 (x-amz-crc32 is decimal); returns -1 if it is not one. */
-static int http_parse_u32(const char *s, size_t n, uint32_t *out)
-{
-    uint64_t v = 0;
-    if (n == 0 || n > 10)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v > 0xFFFFFFFFu)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
-}
-
 static void http_trim(struct http *h)
 {
     buf_trim(&h->body, HTTP_BODY_KEEP);
-    buf_trim(&h->hdr, HTTP_HEADER_KEEP);
-    h->nfields = 0;
+    http_reply_trim(&h->reply, HTTP_HEADER_KEEP);
 }
 
 const char *core_http_body(lua_State *L, int idx, size_t *n)
@@ -526,8 +420,8 @@ static int l_http_request(lua_State *L)
     h->hdrs = NULL;
     l_http_build_headers(L, h, 4);
 
-    h->body.len = h->hdr.len = 0;
-    h->nfields = 0;
+    h->body.len = h->reply.hdr.len = 0;
+    h->reply.nfields = 0;
     h->oom = 0;
     h->err[0] = '\0';
     CURLcode rc = http_prepare(h, method, url, body, body_len);
@@ -535,6 +429,7 @@ static int l_http_request(lua_State *L)
         rc = curl_easy_perform(h->curl);
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
     curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, (char *)NULL); /* the Lua string may go */
+    h->sent = h->up_len == 0;
     h->up = NULL;
     h->up_len = 0;
     curl_slist_free_all(h->hdrs);
@@ -559,18 +454,12 @@ static int l_http_request(lua_State *L)
                             h->err[0] ? h->err : curl_easy_strerror(rc), (int)rc);
     }
 
-    size_t clen;
-    const char *crc = http_find(h, "x-amz-crc32", &clen);
-    if (crc != NULL) {
-        uint32_t want, got = core_crc32(0, (const unsigned char *)h->body.p, h->body.len);
-        if (http_parse_u32(crc, clen, &want) != 0 || want != got) {
-            char text[64];
-            snprintf(text, sizeof text, "%.*s, body has %lu", (int)(clen < 20 ? clen : 20), crc,
-                     (unsigned long)got);
-            http_trim(h);
-            return l_http_raise(L, method, url, "crc32", 1, 0,
-                                "reply failed its x-amz-crc32 check (header %s)", text);
-        }
+    char text[64];
+    if (http_reply_crc_check(&h->reply, h->body.p ? h->body.p : "", h->body.len, text,
+                             sizeof text) != 0) {
+        http_trim(h);
+        return l_http_raise(L, method, url, "crc32", 1, 0,
+                            "reply failed its x-amz-crc32 check (header %s)", text);
     }
 
     lua_pushinteger(L, (lua_Integer)status);
@@ -584,28 +473,25 @@ static int l_http_request(lua_State *L)
         return 2;
     }
     lua_pushlstring(L, h->body.p ? h->body.p : "", h->body.len);
-    lua_createtable(L, 0, (int)h->nfields);
-    for (size_t i = 0; i < h->nfields; i++) {
-        const struct http_field *f = &h->fields[i];
-        lua_pushlstring(L, h->hdr.p + f->name, f->name_len);
-        lua_pushlstring(L, h->hdr.p + f->value, f->value_len);
-        lua_rawset(L, -3);
-    }
+    http_reply_push_headers(L, &h->reply);
     http_trim(h);
     return 3;
 }
 
-/* h:info() -> { requests, connects (new connections, summed over requests), last_ms } */
+/* h:info() -> { requests, connects (new connections, summed over requests), last_ms, sent (the last
+ * request's body was handed to libcurl whole; false: the server cannot have acted on it) } */
 static int l_http_info(lua_State *L)
 {
     struct http *h = l_http_check(L);
-    lua_createtable(L, 0, 3);
+    lua_createtable(L, 0, 4);
     lua_pushinteger(L, (lua_Integer)h->requests);
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, (lua_Integer)h->connects);
     lua_setfield(L, -2, "connects");
     lua_pushnumber(L, (lua_Number)h->last_us / 1000.0);
     lua_setfield(L, -2, "last_ms");
+    lua_pushboolean(L, h->sent);
+    lua_setfield(L, -2, "sent");
     return 1;
 }
 

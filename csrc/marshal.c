@@ -184,7 +184,7 @@ int l_marshal_push_number(lua_State *L, const char *s, size_t n)
             }
             u = u * 10 + d;
         }
-#if COMPAT_LUA51
+#if COMPAT_DOUBLES
         if (ok && u <= (1ULL << 53)) {
             lua_pushnumber(L, a.neg ? -(double)u : (double)u);
             return 0;
@@ -412,7 +412,7 @@ static void enc_number_text(struct enc *e, int idx, const struct marshal_path *p
     char tmp[40];
     size_t n;
     buf_reserve(e->L, e->b, sizeof tmp);
-#if !COMPAT_LUA51
+#if !COMPAT_DOUBLES
     if (lua_isinteger(e->L, idx)) {
         n = marshal_fmt_int(tmp, (long long)lua_tointeger(e->L, idx));
     } else
@@ -802,6 +802,179 @@ static void enc_plain(struct enc *e, int idx, int depth, const struct marshal_pa
     e->nseen--;
 }
 
+/* ---- item size as DynamoDB measures it ------------------------------------------------------ */
+
+/* The rules of AWS's "DynamoDB item sizes and formats" (developerguide/CapacityUnitCalculations),
+ * applied to each value as enc_av types it, so that the 400 KB limit is checked the way DynamoDB
+ * checks it and not by the length of the JSON text (where every '"' costs two bytes):
+ *   - an attribute name, and a map key: its UTF-8 bytes;
+ *   - S: its UTF-8 bytes; B: its raw bytes (not the base64 text);
+ *   - N: "approximately 1 byte per two significant digits, plus 1 byte"; exactly (measured on
+ *     DynamoDB Local 1.25, which agrees with the page on everything else here): the digits are
+ *     grouped in pairs aligned on the decimal point (base 100), 1 byte per pair from the first
+ *     significant digit to the last, plus 1, plus 1 more for a negative number; 0 is 1 byte
+ *     (so 12 is 2 bytes, 1.5 and 123 are 3, -1 is 3);
+ *   - BOOL and NULL: 1 byte;
+ *   - L and M: 3 bytes, plus 1 byte per element, plus the elements (and a map's keys);
+ *   - SS, NS, BS: the sum of their elements (no overhead; also what DynamoDB Local measures). */
+
+static long floor_half(long v) { return v >= 0 ? v / 2 : -((-v + 1) / 2); }
+
+/* Size of the number at idx, from the text enc_number_text would write. */
+static size_t sz_number(lua_State *L, int idx, const struct marshal_path *p)
+{
+    char tmp[40];
+    size_t n;
+#if !COMPAT_DOUBLES
+    if (lua_isinteger(L, idx)) {
+        n = marshal_fmt_int(tmp, (long long)lua_tointeger(L, idx));
+    } else
+#endif
+    {
+        double d = (double)lua_tonumber(L, idx);
+        if (!isfinite(d))
+            l_marshal_fail(L, 400, p, "number is not finite (NaN or infinity)");
+        n = marshal_fmt_double(tmp, d);
+    }
+    tmp[n] = '\0'; /* the formatters write no terminator; strtol below reads the exponent */
+    /* digit k of the mantissa (0-based, '.' skipped) stands for 10^(intlen - 1 - k + exp) */
+    long intlen = 0, k = 0, first = -1, last = -1, exp = 0;
+    int neg = 0, dot = 0;
+    size_t i = 0;
+    if (i < n && (tmp[i] == '-' || tmp[i] == '+'))
+        neg = tmp[i++] == '-';
+    for (; i < n && tmp[i] != 'e' && tmp[i] != 'E'; i++) {
+        if (tmp[i] == '.') {
+            dot = 1;
+            continue;
+        }
+        if (tmp[i] != '0') {
+            if (first < 0)
+                first = k;
+            last = k;
+        }
+        if (!dot)
+            intlen++;
+        k++;
+    }
+    if (i < n)
+        exp = strtol(tmp + i + 1, NULL, 10);
+    if (first < 0)
+        return 1; /* zero */
+    long hi = intlen - 1 - first + exp, lo = intlen - 1 - last + exp;
+    return (size_t)(floor_half(hi) - floor_half(lo) + 1) + 1 + (neg ? 1 : 0);
+}
+
+/* Size of the value at idx (absolute), typed as enc_av would type it. */
+static size_t sz_av(struct enc *e, int idx, int depth, const struct marshal_path *p)
+{
+    lua_State *L = e->L;
+    size_t n = 0;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        lua_tolstring(L, idx, &n);
+        return n;
+    case LUA_TNUMBER:
+        return sz_number(L, idx, p);
+    case LUA_TBOOLEAN:
+        return 1;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL)
+            return 1; /* NULL */
+        if (enc_is_cjson_empty_array(L, idx))
+            return 3; /* an empty L */
+        break;
+    case LUA_TTABLE:
+        break;
+    default:
+        break;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE)
+        l_marshal_fail(L, 400, p, "cannot marshal a %s", luaL_typename(L, idx));
+    enc_enter(e, idx, depth, MARSHAL_MAX_DEPTH, p);
+    switch (enc_kind(e, idx, p)) {
+    case K_MAP:
+        n = 3;
+        lua_pushnil(L);
+        while (lua_next(L, idx)) {
+            if (lua_type(L, -2) != LUA_TSTRING)
+                l_marshal_fail(L, 400, p, "attribute name is a %s, not a string",
+                               luaL_typename(L, -2));
+            struct marshal_path step = {p, NULL, 0, 0};
+            step.key = lua_tolstring(L, -2, &step.klen);
+            n += step.klen + 1 + sz_av(e, lua_gettop(L), depth + 1, &step);
+            lua_pop(L, 1);
+        }
+        break;
+    case K_LIST: {
+        size_t len = lua_rawlen(L, idx);
+        n = 3;
+        for (size_t i = 1; i <= len; i++) {
+            struct marshal_path step = {p, NULL, 0, (long long)i};
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            n += 1 + sz_av(e, lua_gettop(L), depth + 1, &step);
+            lua_pop(L, 1);
+        }
+        break;
+    }
+    case K_SET: {
+        size_t len = lua_rawlen(L, idx);
+        if (len == 0)
+            l_marshal_fail(L, 400, p, "empty set (DynamoDB has no empty sets)");
+        for (size_t i = 1; i <= len; i++) {
+            struct marshal_path step = {p, NULL, 0, (long long)i};
+            lua_rawgeti(L, idx, (lua_Integer)i);
+            int t = lua_type(L, -1);
+            if (t == LUA_TTABLE && !enc_is_binary(e, lua_gettop(L)))
+                l_marshal_fail(L, 400, &step,
+                               "set element is a table (sets hold strings, "
+                               "numbers or binary)");
+            n += sz_av(e, lua_gettop(L), depth + 1, &step);
+            lua_pop(L, 1);
+        }
+        break;
+    }
+    case K_BINARY:
+        lua_getfield(L, idx, "data");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            l_marshal_fail(L, 400, p, "binary value has no string 'data'");
+        lua_tolstring(L, -1, &n);
+        lua_pop(L, 1);
+        break;
+    }
+    e->nseen--;
+    return n;
+}
+
+/* core.item_size(item) -> the item's size in bytes as DynamoDB measures it (see above). Raises
+ * a MarshalError (400) for what marshal_item would refuse to type (cycles, mixed keys, ...). */
+static int l_item_size(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    struct enc e;
+    e.L = L;
+    e.b = NULL;
+    e.plain = 0;
+    e.nseen = 0;
+    enc_enter(&e, 1, 0, MARSHAL_MAX_DEPTH, NULL);
+    if (enc_kind(&e, 1, NULL) != K_MAP)
+        l_marshal_fail(L, 400, NULL, "expected a table of attributes (string keys), got a list");
+    size_t n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+        if (lua_type(L, -2) != LUA_TSTRING)
+            l_marshal_fail(L, 400, NULL, "attribute name is a %s, not a string",
+                           luaL_typename(L, -2));
+        struct marshal_path step = {NULL, NULL, 0, 0};
+        step.key = lua_tolstring(L, -2, &step.klen);
+        n += step.klen + sz_av(&e, lua_gettop(L), 1, &step);
+        lua_pop(L, 1);
+    }
+    lua_pushinteger(L, (lua_Integer)n);
+    return 1;
+}
+
 static struct enc enc_begin(lua_State *L)
 {
     struct enc e;
@@ -895,13 +1068,10 @@ static int l_base64_decode(lua_State *L)
 void l_marshal_open(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"marshal_item", l_marshal_item},
-        {"marshal_value", l_marshal_value},
-        {"encode_request", l_encode_request},
-        {"json_encode", l_json_encode},
-        {"base64_encode", l_base64_encode},
-        {"base64_decode", l_base64_decode},
-        {NULL, NULL},
+        {"marshal_item", l_marshal_item},     {"marshal_value", l_marshal_value},
+        {"encode_request", l_encode_request}, {"json_encode", l_json_encode},
+        {"base64_encode", l_base64_encode},   {"base64_decode", l_base64_decode},
+        {"item_size", l_item_size},           {NULL, NULL},
     };
     /* stack: module */
     core_newbuf(L);

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <locale.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -416,7 +417,8 @@ static void dec_bool(struct dec *d, const struct marshal_path *path)
     lua_pushboolean(d->L, v);
 }
 
-/* A plain JSON number: an integer when it is one and fits, else a double. */
+/* A plain JSON number: an integer when it is one and fits, else a double; beyond a double's range
+ * a MarshalError. */
 static void dec_plain_number(struct dec *d, const struct marshal_path *path)
 {
     const char *s = d->p, *p = s, *end = d->end;
@@ -451,7 +453,7 @@ static void dec_plain_number(struct dec *d, const struct marshal_path *path)
     }
     size_t n = (size_t)(p - s);
     d->p = p;
-#if !COMPAT_LUA51
+#if !COMPAT_DOUBLES
     if (is_int && n <= 18) { /* at most 18 digits: always fits an int64 */
         long long v = 0;
         for (const char *q = *s == '-' ? s + 1 : s; q < p; q++)
@@ -471,7 +473,10 @@ static void dec_plain_number(struct dec *d, const struct marshal_path *path)
     for (size_t i = 0; i < n; i++)
         tmp[i] = s[i] == '.' ? dp : s[i];
     tmp[n] = '\0';
-    lua_pushnumber(d->L, (lua_Number)strtod(tmp, NULL));
+    double v = strtod(tmp, NULL);
+    if (!isfinite(v)) /* 1e999: no double holds it, and no encoder would write it back */
+        DEC_FAIL(d, path, "number out of range at byte %d", (int)(s - d->start) + 1);
+    lua_pushnumber(d->L, (lua_Number)v);
 }
 
 static void dec_level(struct dec *d, int depth, int max, const struct marshal_path *path)

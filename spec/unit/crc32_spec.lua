@@ -4,7 +4,7 @@
 local core = require "authhero.aws.core"
 
 -- The definition, one bit at a time (Lua 5.3+ operators, compiled with load so LuaJIT never parses
--- them; `bit` on LuaJIT).
+-- them; `bit` on LuaJIT, and Debian's lua-bitop on Lua 5.1 and 5.2).
 local reference
 if rawget(math, "type") then
     reference = assert(load([[
