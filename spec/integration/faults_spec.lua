@@ -57,7 +57,8 @@ local function wait_idle()
     error("faultd: slow replies still in flight")
 end
 
--- A client whose backoff sleeps are recorded instead of slept.
+-- A client whose backoff sleeps are recorded instead of slept. The retry mechanics are checked
+-- with max_attempts = 3 (the default, 5, has a spec of its own below).
 local function new_client(extra)
     local sleeps = {}
     local config = {
@@ -66,9 +67,13 @@ local function new_client(extra)
         credentials = CREDENTIALS,
         timeout_ms = TIMEOUT_MS,
         connect_timeout_ms = 2000,
+        max_attempts = 3,
         sleep = function(s) sleeps[#sleeps + 1] = s end,
     }
-    for k, v in pairs(extra or {}) do config[k] = v end
+    for k, v in pairs(extra or {}) do
+        if v == "default" then v = nil end
+        config[k] = v
+    end
     local c = aws.client.new(config)
     clients[#clients + 1] = c
     return c, sleeps
@@ -316,7 +321,7 @@ describe("client under injected faults", function()
         end)
 
         it("throttling delays double from 1 s up to the 20 s cap", function()
-            local c, sleeps = new_client({ max_attempts = 8, random = function() return 1 end })
+            local c, sleeps = new_client({ max_attempts = 8, max_time_ms = 120000, random = function() return 1 end })
             local pk, sk = new_key()
             script(rep("throttle", 7))
             put(c, pk, sk)
@@ -574,17 +579,119 @@ describe("client under injected faults", function()
             for _, sk in ipairs(keys) do assert_stored(c, "TENANT#faults", sk) end
         end)
 
-        -- Known hazard, as in every AWS SDK: a conditional create whose reply is lost is retried,
-        -- and the retry fails the condition against the caller's own write.
-        it("a lost reply to a conditional create comes back as ConditionalCheckFailed", function()
-            local c = new_client()
+        -- The hazard of issue 12: a conditional create whose reply is lost, retried, fails its
+        -- condition against the caller's own write. A conditional write is not re-sent after a
+        -- failure the server may have acted on, and the error says it may have been applied.
+        it("a conditional create whose reply is lost is not re-sent, and says maybe_applied", function()
+            local c, sleeps = new_client()
             local pk, sk = new_key()
             script({ "commit_then_reset" })
             local err = raises(put, c, pk, sk, { ConditionExpression = "attribute_not_exists(PK)" })
+            assert.equals("TransportError", err.code)
+            assert.equals("reset", err.reason)
+            assert.is_true(err.sent)
+            assert.equals(1, err.attempts)
+            assert.is_true(err.maybe_applied)
+            assert.is_false(err.retryable)
+            assert.equals("not idempotent", err.gave_up)
+            assert.equals("PutItem", err.op)
+            assert.equals(TABLE, err.table)
+            assert.matches("%(PutItem on faults; not re%-sent after 1 attempt: the write is not idempotent; "
+                .. "may have been applied%)$", tostring(err))
+            assert.same({}, sleeps)
+            local s = stats()
+            assert.equals(1, s["op.PutItem"])
+            assert.equals(1, s["applied.PutItem"])
+            assert_stored(c, pk, sk)
+        end)
+
+        it("a conditional write after a 500 is not re-sent; after throttling it is", function()
+            local c = new_client()
+            local pk, sk = new_key()
+            local cond = { ConditionExpression = "attribute_not_exists(PK)" }
+            script({ "500" })
+            local err = raises(put, c, pk, sk, cond)
+            assert.equals("InternalServerError", err.code)
+            assert.is_true(err.maybe_applied)
+            assert.equals(1, stats().requests)
+            assert.is_nil(get(c, pk, sk)) -- faultd's 500 applies nothing: "maybe" was the honest answer
+            script({ "throttle", "http429" })
+            put(c, pk, sk, cond)
+            assert.equals(3, stats().requests)
+            assert_stored(c, pk, sk)
+        end)
+
+        it("declared idempotent: re-sent; the retry's condition failure carries the item and maybe_applied", function()
+            local c = new_client()
+            local pk, sk = new_key()
+            script({ "commit_then_reset" })
+            local ok, err = pcall(c.call, c, "PutItem", { TableName = TABLE, Item = item(pk, sk),
+                ConditionExpression = "attribute_not_exists(PK)", ReturnValuesOnConditionCheckFailure = "ALL_OLD" },
+                { idempotent = true })
+            assert.is_false(ok)
             assert.equals("ConditionalCheckFailedException", err.code)
             assert.equals(2, err.attempts)
+            assert.is_true(err.maybe_applied)
+            assert.equals(sk, err.cause.Item.SK) -- what store.put_new compares with its own item
             assert.equals(1, stats()["applied.PutItem"])
+            -- a condition failing on the first attempt is a plain conflict: no maybe_applied
+            script({})
+            err = raises(put, c, pk, sk, { ConditionExpression = "attribute_not_exists(PK)" })
+            assert.equals("ConditionalCheckFailedException", err.code)
+            assert.is_nil(err.maybe_applied)
+            assert.equals(1, err.attempts)
+        end)
+
+        it("a truncated or bad-checksum reply to a conditional write is not re-sent either", function()
+            for _, fault in ipairs({ "truncated", "badcrc" }) do
+                local c = new_client()
+                local pk, sk = new_key()
+                script({ fault })
+                local err = raises(put, c, pk, sk, { ConditionExpression = "attribute_not_exists(PK)" })
+                assert.equals("TransportError", err.code, fault)
+                assert.is_true(err.maybe_applied, fault)
+                assert.equals(1, stats().requests, fault)
+            end
+        end)
+
+        it("a transaction is re-sent after a lost reply (its ClientRequestToken makes that safe)", function()
+            local c = new_client()
+            local pk, sk = new_key()
+            script({ "commit_then_reset" })
+            transact_put(c, pk, sk)
+            assert.equals(2, stats()["op.TransactWriteItems"])
             assert_stored(c, pk, sk)
+        end)
+    end)
+
+    describe("defaults and limits", function()
+        it("5 attempts by default", function()
+            local c = new_client({ max_attempts = "default" })
+            script(rep("500", 6))
+            local err = raises(put, c, new_key())
+            assert.equals(5, err.attempts)
+            assert.equals("attempts", err.gave_up)
+            assert.equals(5, stats().requests)
+            assert.matches("%(PutItem on faults; gave up after 5 attempts; may have been applied%)$", tostring(err))
+        end)
+
+        it("max_time_ms: no backoff sleeps past it, and the error says so", function()
+            local c = new_client({ max_attempts = 10, max_time_ms = 400, sleep = core.sleep,
+                random = function() return 1 end })
+            script(rep("throttle", 10))
+            local t0 = core.now()
+            local err = raises(put, c, new_key())
+            local elapsed = core.now() - t0
+            -- throttle delays 1 s, ...: the first already passes 400 ms, so one attempt and no sleep
+            assert.equals(1, err.attempts)
+            assert.equals("time", err.gave_up)
+            assert.is_true(elapsed < 0.4, "took " .. elapsed .. " s")
+            assert.matches("gave up after 1 attempt in 0%.%d s %(max_time_ms%)", tostring(err))
+            -- 500s back off from 50 ms: 50 + 100 + 200 fit in 400 ms, 400 more do not
+            script(rep("500", 10))
+            err = raises(put, c, new_key())
+            assert.equals(4, err.attempts)
+            assert.equals("time", err.gave_up)
         end)
     end)
 end)

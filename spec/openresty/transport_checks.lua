@@ -63,6 +63,44 @@ function _M.untrusted()
     })
 end
 
+-- GET /_t/recovered?faultd_port=&case=recovered|final: the DynamoDB client against spec/support/faultd.py, which resets
+-- the connection (RST) under the first request and then answers: the call succeeds after one
+-- retry. scripts/openresty-test then checks that this left no error-level line in nginx's log
+-- (a fault the client recovered from is not an error), and that a fault it did not recover from
+-- still is one (the example's handler logs it).
+function _M.recovered()
+    local a = ngx.req.get_uri_args()
+    local base = "http://127.0.0.1:" .. a.faultd_port
+    local ctl = cosocket.new()
+    local function script(faults)
+        local res = ctl:request({ url = base .. "/_control",
+            body = cjson.encode({ reset_stats = true, clear = true, faults = faults }) })
+        eq(200, res.status, "faultd /_control")
+    end
+    local function client(max_attempts)
+        return aws.client.new({ endpoint = base, region = "us-east-1", sleep = ngx.sleep, max_attempts = max_attempts,
+            credentials = { accessKeyId = "AKIDFAKE", secretAccessKey = "fake-secret" } })
+    end
+    local cases = {
+        { "a connection reset under a request is retried, and the call succeeds", function()
+            script({ "reset" })
+            local c = client()
+            c:call("PutItem", { TableName = "faults", Item = { PK = "recovered", SK = "1" } })
+            eq(1, c.stats.retries, "retries")
+            local got = c:call("GetItem", { TableName = "faults", Key = { PK = "recovered", SK = "1" } })
+            eq("recovered", got.Item and got.Item.PK, "the item")
+        end },
+        { "resets on every attempt: a final TransportError (reason reset)", function()
+            script({ "reset", "reset", "reset" })
+            local c = client(2)
+            fails("reset", true, function()
+                c:call("GetItem", { TableName = "faults", Key = { PK = "recovered", SK = "1" } })
+            end)
+        end },
+    }
+    run_checks({ cases[a.case == "final" and 2 or 1] })
+end
+
 function _M.run()
     local a = args()
     local base = a.plain

@@ -2,8 +2,8 @@
 """Fault-injecting DynamoDB stand-in for spec/integration/faults_spec.lua (python3 stdlib only).
 
 Speaks just enough of DynamoDB's JSON protocol (PutItem, GetItem, TransactWriteItems with Put,
-keyed by PK+SK; PutItem's ConditionExpression "attribute_not_exists(PK)") over HTTP/1.1 with
-keep-alive. Not here: signature checking, other operations, expressions beyond that one.
+keyed by PK+SK; PutItem's ConditionExpression "attribute_not_exists(PK)", with the stored item in
+the error when ReturnValuesOnConditionCheckFailure is ALL_OLD) over HTTP/1.1 with keep-alive. Not here: signature checking, other operations, expressions beyond that one.
 Once listening it prints one line, "PID PORT", then serves until killed or its parent exits.
 
 Control (never consumes a fault, never counted as a DynamoDB request):
@@ -16,10 +16,25 @@ Control (never consumes a fault, never counted as a DynamoDB request):
        skew_ok (requests after a skew fault, and those whose x-amz-date was within 60 s of the
        Date the fault sent), key.<n> (access key id of the n-th request since the reset).
 Faults: none (normal service), the CANNED error replies below, skew, reset, slow:MS, truncated,
-malformed, badcrc, commit_then_reset; see Handler.dynamodb."""
+malformed, badcrc, commit_then_reset; see Handler.dynamodb.
+
+Proxy mode, `faultd.py --proxy http://127.0.0.1:PORT` (issue 12's fault runs): every DynamoDB
+request goes to that upstream (DynamoDB Local) instead of the stand-in store, with faults drawn at
+random (or taken from the script first, when one is set):
+  throttle      400 ThrottlingException, not forwarded
+  500           500 InternalServerError, not forwarded
+  500_after     forwarded (the write happens), then 500 instead of the upstream's reply
+  reset         the request is read, then the connection is reset; not forwarded
+  reset_after   forwarded, the upstream replied, then the connection is reset
+  POST /_control {"rates": {"throttle": 0.2, "500": 0.025, "500_after": 0.025, "reset": 0.02,
+       "reset_after": 0.02}, "seed": 7} sets the probabilities (missing ones are 0) and the random
+       seed. /_stats adds forwarded, upstream_errors (the proxy itself failed to reach the
+       upstream: answered 502, should stay 0) and fault.<name> (faults injected)."""
 import calendar
+import http.client
 import json
 import os
+import random
 import socket
 import struct
 import sys
@@ -32,6 +47,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 PREFIX = "com.amazonaws.dynamodb.v20120810#"
 LOCK = threading.Lock()
 STATE = {"script": [], "store": {}, "stats": {}, "keys": [], "skew_date": None, "inflight": 0}
+PROXY = {"upstream": None, "rates": {}, "rng": random.Random()}
+PROXY_FAULTS = ("throttle", "500", "500_after", "reset", "reset_after")
+UPSTREAM_IDLE = 5.0  # seconds an upstream connection may sit idle before a fresh one is opened
+LOCAL = threading.local()
 
 
 def fresh_stats():
@@ -158,6 +177,10 @@ class Handler(BaseHTTPRequestHandler):
                     STATE["skew_date"] = None
                 if ctl.get("clear"):
                     STATE["store"] = {}
+                if "rates" in ctl:
+                    PROXY["rates"] = {k: float(v) for k, v in ctl["rates"].items()}
+                if "seed" in ctl:
+                    PROXY["rng"] = random.Random(ctl["seed"])
             self.reply(200, b"ok\n", crc32=False)
             return
         self.dynamodb(raw)
@@ -182,7 +205,11 @@ class Handler(BaseHTTPRequestHandler):
                     bump("skew_ok")
                 STATE["skew_date"] = None
             fault = STATE["script"].pop(0) if STATE["script"] else None
+            if PROXY["upstream"] is not None and fault is None:
+                fault = draw_fault()
 
+        if PROXY["upstream"] is not None:
+            return self.proxied(fault, raw)
         if fault is None or fault == "none":
             return self.serve(op, raw)
         if fault in CANNED:
@@ -227,6 +254,55 @@ class Handler(BaseHTTPRequestHandler):
             return self.reset()
         return self.reply(500, err_body("InternalServerError", "faultd: unknown fault " + fault))
 
+    def proxied(self, fault, raw):
+        """Proxy mode: one request to the upstream, with the fault drawn for it."""
+        if fault is not None:
+            with LOCK:
+                bump("fault." + fault)
+        if fault in ("throttle", "500"):
+            status, body = CANNED[fault]
+            return self.reply(status, body)
+        if fault == "reset":
+            return self.reset()
+        try:
+            status, body, headers = self.forward(raw)
+        except (OSError, http.client.HTTPException) as e:
+            with LOCK:
+                bump("upstream_errors")
+            return self.reply(502, err_body("InternalFailure", "faultd proxy: upstream failed: %s" % e))
+        with LOCK:
+            bump("forwarded")
+        if fault == "500_after":
+            status, body = CANNED["500"]
+            return self.reply(status, body)
+        if fault in ("reset_after", "commit_then_reset"):
+            return self.reset()
+        return self.reply(status, body, headers=headers)
+
+    def forward(self, raw):
+        """POSTs the request to the upstream on this thread's connection -> status, body, headers.
+        Never re-sent here: a proxy that retried could apply a write twice on its own."""
+        conn, last = getattr(LOCAL, "conn", None), getattr(LOCAL, "used", 0.0)
+        if conn is not None and time.time() - last > UPSTREAM_IDLE:
+            conn.close()
+            conn = None
+        if conn is None:
+            host, port = PROXY["upstream"]
+            conn = http.client.HTTPConnection(host, port, timeout=30)
+            LOCAL.conn = conn
+        skip = ("host", "connection", "content-length", "keep-alive", "transfer-encoding")
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+        try:
+            conn.request("POST", self.path, body=raw, headers=headers)
+            resp = conn.getresponse()
+            body = resp.read()
+        except BaseException:
+            conn.close()
+            LOCAL.conn = None
+            raise
+        LOCAL.used = time.time()
+        return resp.status, body, []  # reply() adds Date, x-amzn-RequestId and x-amz-crc32
+
     def serve(self, op, raw):
         status, body = self.apply(op, raw)
         self.reply(status, body)
@@ -243,8 +319,11 @@ class Handler(BaseHTTPRequestHandler):
                 k = item_key(item)
                 if (req.get("ConditionExpression") == "attribute_not_exists(PK)"
                         and k in STATE["store"]):
+                    old = None
+                    if req.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD":
+                        old = {"Item": json.loads(STATE["store"][k])}
                     return 400, err_body("ConditionalCheckFailedException",
-                                         "The conditional request failed")
+                                         "The conditional request failed", extra=old)
                 STATE["store"][k] = json.dumps(item)
                 bump("applied.PutItem")
                 return 200, b"{}"
@@ -268,7 +347,23 @@ class Server(ThreadingHTTPServer):
         pass  # clients that time out and hang up are the point of some faults
 
 
+def draw_fault():
+    """A fault at the configured rates, or None. Call with LOCK held."""
+    x = PROXY["rng"].random()
+    for name in PROXY_FAULTS:
+        x -= PROXY["rates"].get(name, 0.0)
+        if x < 0:
+            return name
+    return None
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--proxy":
+        rest = sys.argv[2].split("://", 1)[-1].rstrip("/")
+        host, _, port = rest.rpartition(":")
+        PROXY["upstream"] = (host, int(port))
+    elif len(sys.argv) != 1:
+        sys.exit("usage: faultd.py [--proxy http://HOST:PORT]")
     srv = Server(("127.0.0.1", 0), Handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     parent = os.getppid()

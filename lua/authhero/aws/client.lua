@@ -1,7 +1,31 @@
--- The DynamoDB client: client:call(op, params) -> decoded reply, or raises the error object.
+-- The DynamoDB client: client:call(op, params [, opts]) -> decoded reply, or raises the error object.
 -- Owns policy: endpoint and region resolution, credentials, signing headers, the AWS SDK
 -- "standard" retry mode (backoff, retry quota, clock-skew correction), error mapping, stats, and
 -- the pagination and batch helpers. Byte work (signing, JSON, HTTP) is the C core's.
+--
+-- Config fields besides region, endpoint, credentials, profile, timeouts and transport (README
+-- "Using the client"):
+--   max_attempts (default 5): attempts per call, the first included.
+--   max_time_ms (default 20000): no new attempt starts (no backoff sleeps past it) once this much
+--     time has passed since the call began, so a call ends within max_time_ms + timeout_ms.
+--   return_consumed_capacity: true or "TOTAL", "INDEXES" or "NONE": added as ReturnConsumedCapacity
+--     to every operation that takes it, and client.stats sums the capacity; anything else is a
+--     ValidationError.
+--
+-- Exactly once: a write is re-sent only when a second application cannot change the outcome.
+-- Reads, unconditional PutItem/DeleteItem, UpdateItem whose SET/REMOVE only assign values,
+-- BatchWriteItem, and TransactWriteItems/ExecuteTransaction (they get a ClientRequestToken, the
+-- same for every attempt of one call: DynamoDB answers a repeat as the first for 10 minutes) are
+-- idempotent by nature. Arithmetic (a + :n), ADD, list_append and conditional writes are not: after
+-- a failure the server may have acted on (a 5xx, a timeout or reset once the request was sent, a
+-- garbled reply) they are not re-sent, and the error says err.maybe_applied = true. Failures that
+-- prove nothing was done (throttling, a connect failure, a reset before the request went out, a
+-- transaction cancelled by a conflict) are retried for every call. call(op, params,
+-- { idempotent = true }) declares a call safe to re-send (the store does so for conditional creates
+-- and updates, which recognise their own earlier write from the ALL_OLD item of a failed condition);
+-- { idempotent = false } forbids re-sending after such failures.
+-- Every raised error carries op, table (TableName, or the sorted table names of a batch or
+-- transaction, joined by ", "), attempts, and maybe_applied (a write: an attempt may have acted).
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local util = require "authhero.aws.util"
@@ -10,7 +34,7 @@ local _M = {}
 local mt = { __index = _M }
 
 local TARGET_PREFIX = "DynamoDB_20120810."
-local DEFAULT_MAX_ATTEMPTS = 3
+local DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TIME_MS = 5, 20000
 local BASE_DELAY, THROTTLE_BASE_DELAY, MAX_DELAY = 0.05, 1.0, 20.0
 -- Retry quota, as the SDKs' standard mode: a failing backend drains it, successes refill it.
 local QUOTA_INITIAL, RETRY_COST, TIMEOUT_RETRY_COST, NO_RETRY_REFILL = 500, 5, 10, 1
@@ -43,6 +67,9 @@ local READ_OPS = {
     GetItem = true, Query = true, Scan = true, BatchGetItem = true, TransactGetItems = true,
     ExecuteStatement = true, BatchExecuteStatement = true,
 }
+-- Operations whose attempts share one ClientRequestToken (the client adds it unless given).
+local TOKEN_OPS = { TransactWriteItems = true, ExecuteTransaction = true }
+local CAPACITY_MODES = { TOTAL = true, INDEXES = true, NONE = true }
 
 local function env(name)
     local v = os.getenv(name)
@@ -56,11 +83,16 @@ local function check_type(v, want, name, level)
     end
 end
 
--- "https://host[:port][/path]" -> url, host header value, path; raises a ValidationError.
+-- "https://host[:port][/path]" -> url, host header value, path; raises a ValidationError. A
+-- user:password@ is dropped (requests are signed; it would only leak into Host and messages) and
+-- never quoted.
 local function parse_endpoint(endpoint)
     local scheme, authority, path = endpoint:match("^(https?)://([^/?#]+)(/?[^?#]*)$")
-    if not scheme then
-        errors.validation("endpoint must be http(s)://host[:port][/path], got %q", endpoint)
+    authority = authority and (authority:match("^.*@(.*)$") or authority)
+    if not scheme or authority == "" then
+        local shown = endpoint:gsub("^(%a[%w+.-]*://)[^/?#]*@", "%1***@")
+        if shown == endpoint then shown = endpoint:gsub("^[^/?#]*@", "***@") end
+        errors.validation("endpoint must be http(s)://host[:port][/path], got %q", shown)
     end
     if path == "" then path = "/" end
     local host = authority:lower()
@@ -99,12 +131,12 @@ local function default_transport(config)
     error("bad config field 'transport' (\"curl\", \"cosocket\" or a transport object expected)", 3)
 end
 
--- new(config) -> client. See README "Client" for the fields.
+-- new(config) -> client. README "Client options" lists the fields.
 function _M.new(config)
     config = config or {}
     check_type(config, "table", "config", 2)
     for _, f in ipairs({ "region", "endpoint", "profile", "ca_file" }) do check_type(config[f], "string", f, 2) end
-    for _, f in ipairs({ "timeout_ms", "connect_timeout_ms", "max_attempts" }) do
+    for _, f in ipairs({ "timeout_ms", "connect_timeout_ms", "max_attempts", "max_time_ms" }) do
         check_type(config[f], "number", f, 2)
     end
     check_type(config.credentials, "table", "credentials", 2)
@@ -121,6 +153,17 @@ function _M.new(config)
     if max_attempts < 1 or max_attempts ~= math.floor(max_attempts) then
         errors.validation("max_attempts must be a positive integer")
     end
+    local max_time_ms = config.max_time_ms or DEFAULT_MAX_TIME_MS
+    if max_time_ms < 0 then errors.validation("max_time_ms must not be negative") end
+    local rcc = config.return_consumed_capacity
+    if rcc == true then
+        rcc = "TOTAL"
+    elseif rcc == false then
+        rcc = nil
+    elseif rcc ~= nil and not CAPACITY_MODES[rcc] then
+        errors.validation("return_consumed_capacity must be true, \"TOTAL\", \"INDEXES\" or \"NONE\", got %s",
+            type(rcc) == "string" and string.format("%q", rcc) or tostring(rcc))
+    end
     local self = setmetatable({
         region = region,
         endpoint = url,
@@ -128,6 +171,7 @@ function _M.new(config)
         _host = host,
         _path = path,
         _max_attempts = max_attempts,
+        _max_time = max_time_ms / 1000,
         _quota = QUOTA_INITIAL,
         _clock_offset = 0,
         _sleep = config.sleep or core.sleep,
@@ -136,7 +180,7 @@ function _M.new(config)
         _log = config.log,
         _sign_params = { method = "POST", path = path, query = "", region = region, service = "dynamodb",
             headers = false, body = false, access_key_id = false, secret_access_key = false, amz_date = false },
-        _rcc = config.return_consumed_capacity,
+        _rcc = rcc,
     }, mt)
     local transport, kind = default_transport(config)
     self._transport = transport
@@ -277,23 +321,151 @@ function _M._signed_headers(self, op, body)
     return headers
 end
 
--- call(op, params) -> the reply with items unmarshalled; raises the error object.
-function _M.call(self, op, params)
+-- The table(s) a call names, for errors: TableName, else the sorted names of a batch's
+-- RequestItems or a transaction's items, joined by ", "; nil when none.
+local function tables_of(params)
+    if type(params.TableName) == "string" then return params.TableName end
+    local names, seen = {}, {}
+    local function add(n)
+        if type(n) == "string" and not seen[n] then
+            seen[n] = true
+            names[#names + 1] = n
+        end
+    end
+    if type(params.RequestItems) == "table" then
+        for name in pairs(params.RequestItems) do add(name) end
+    end
+    if type(params.TransactItems) == "table" then
+        for _, t in ipairs(params.TransactItems) do
+            if type(t) == "table" then
+                for _, v in pairs(t) do
+                    if type(v) == "table" then add(v.TableName) end
+                end
+            end
+        end
+    end
+    if #names == 0 then return nil end
+    table.sort(names)
+    return table.concat(names, ", ")
+end
+_M._tables_of = tables_of
+
+-- Does an UpdateExpression only assign values (SET a = :v, if_not_exists, REMOVE)? Arithmetic,
+-- list_append and the ADD/DELETE clauses change the item again when applied twice. Placeholders
+-- (#name, :value) are dropped first; ADD and DELETE are reserved words, never bare attribute names.
+local function assigns_only(expr)
+    if type(expr) ~= "string" then return true end
+    local e = expr:gsub("[#:][%w_]+", " "):lower()
+    if e:find("[%+%-]") or e:find("list_append", 1, true) then return false end
+    return not (e:find("%f[%w_]add%f[^%w_]") or e:find("%f[%w_]delete%f[^%w_]"))
+end
+_M._assigns_only = assigns_only
+
+local function is_select(stmt)
+    return type(stmt) == "string" and stmt:match("^%s*[Ss][Ee][Ll][Ee][Cc][Tt]%f[%W]") ~= nil
+end
+
+local function all_select(statements)
+    for _, st in ipairs(type(statements) == "table" and statements or {}) do
+        if type(st) ~= "table" or not is_select(st.Statement) then return false end
+    end
+    return true
+end
+
+-- A call that changes nothing (its errors never carry maybe_applied).
+local function is_read(op, params)
+    if op == "GetItem" or op == "Query" or op == "Scan" or op == "BatchGetItem" or op == "TransactGetItems"
+        or op:match("^Describe") or op:match("^List") then
+        return true
+    end
+    if op == "ExecuteStatement" then return is_select(params.Statement) end
+    if op == "BatchExecuteStatement" then return all_select(params.Statements) end
+    return false
+end
+
+-- Is a call safe to send twice, by what it asks (see the header)?
+local function idempotent_by_nature(op, params)
+    if is_read(op, params) or op == "BatchWriteItem" then return true end
+    local conditional = params.ConditionExpression ~= nil or params.Expected ~= nil
+    if op == "PutItem" or op == "DeleteItem" then return not conditional end
+    if op == "UpdateItem" then
+        if conditional then return false end
+        if type(params.AttributeUpdates) == "table" then
+            for _, u in pairs(params.AttributeUpdates) do
+                if type(u) == "table" and u.Action ~= nil and u.Action ~= "PUT" and u.Action ~= "DELETE" then
+                    return false
+                end
+            end
+        end
+        return assigns_only(params.UpdateExpression)
+    end
+    if TOKEN_OPS[op] then return params.ClientRequestToken ~= nil end
+    if op == "ExecuteStatement" or op == "BatchExecuteStatement" then return false end -- PartiQL writes
+    return true -- the control plane (CreateTable, UpdateTimeToLive, ...): a repeat fails cleanly
+end
+_M._idempotent_by_nature = idempotent_by_nature
+
+-- Could the server have acted on the attempt that ended in err? False only when the error proves
+-- it did not: no connection, a request that never went out whole (the transports' err.sent), an
+-- answer that rejects it (throttling, any 4xx: DynamoDB checks before it writes, and a cancelled
+-- transaction writes nothing). 5xx replies, timeouts and resets after sending, a reply that fails
+-- its checksum or does not decode: maybe.
+local function may_have_acted(err)
+    local code = err.code
+    if code == "TransportError" then
+        local r = err.reason
+        if r == "connect" or r == "dns" or r == "tls" then return err.sent == true end
+        return err.sent ~= false
+    end
+    if code == "MarshalError" then return true end -- only a reply that did not decode gets here
+    if THROTTLING[code] or err.status == 429 then return false end
+    return type(err.status) == "number" and err.status >= 500 or TRANSIENT[code] == true
+end
+
+-- call(op, params [, opts]) -> the reply with items unmarshalled; raises the error object.
+-- opts.idempotent: true or false overrides the call's own classification (see the header).
+function _M.call(self, op, params, opts)
     if type(op) ~= "string" or not op:match("^%u%a+$") then
         error("bad argument #1 to 'call' (DynamoDB operation name expected, got " .. tostring(op) .. ")", 2)
     end
     if params ~= nil and type(params) ~= "table" then
         error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 2)
     end
-    if self._rcc and CAPACITY_OPS[op] and (params == nil or params.ReturnConsumedCapacity == nil) then
-        local p = { ReturnConsumedCapacity = self._rcc }
-        for k, v in pairs(params or {}) do p[k] = v end
+    if opts ~= nil and type(opts) ~= "table" then
+        error("bad argument #3 to 'call' (table expected, got " .. type(opts) .. ")", 2)
+    end
+    local declared = opts and opts.idempotent
+    if declared ~= nil and type(declared) ~= "boolean" then
+        error("bad argument #3 to 'call' (idempotent must be a boolean)", 2)
+    end
+    params = params or {}
+    local add_rcc = self._rcc and CAPACITY_OPS[op] and params.ReturnConsumedCapacity == nil
+    local add_token = TOKEN_OPS[op] and params.ClientRequestToken == nil
+    if add_rcc or add_token then
+        local p = {}
+        for k, v in pairs(params) do p[k] = v end
+        if add_rcc then p.ReturnConsumedCapacity = self._rcc end
+        if add_token then p.ClientRequestToken = util.new_id(32) end -- one per call, 1-36 characters
         params = p
     end
-    local body = core.encode_request(params or {}) -- bad input raises here, before any request
+    local idempotent = declared
+    if idempotent == nil then idempotent = idempotent_by_nature(op, params) end
+    local write = not is_read(op, params)
+    local attempt, maybe = 0, false
+    local function fail(err)
+        if errors.is(err) then
+            err.op, err.table = op, tables_of(params)
+            err.attempts = attempt
+            if maybe and write then err.maybe_applied = true end
+        end
+        error(err, 0)
+    end
+    local eok, body = pcall(core.encode_request, params) -- bad input raises here, before any request
+    if not eok then fail(body) end
     local transport = self._transport
     local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true }
-    local attempt, skew_fixed, creds_refreshed, reconnected, retry_cost = 0, false, false, false, 0
+    local started = self._now()
+    local skew_fixed, creds_refreshed, reconnected, retry_cost = false, false, false, 0
     while true do
         attempt = attempt + 1
         req.headers = self:_signed_headers(op, body)
@@ -301,10 +473,16 @@ function _M.call(self, op, params)
         local ok, res = pcall(transport.request, transport, req)
         local err
         if ok and res.status == 200 then
-            local reply = res.reply or core.decode_reply(res.body)
-            self._quota = math.min(QUOTA_INITIAL, self._quota + (retry_cost > 0 and retry_cost or NO_RETRY_REFILL))
-            add_capacity(self.stats, op, reply.ConsumedCapacity)
-            return reply
+            local reply = res.reply
+            if reply == nil then
+                local dok, r = pcall(core.decode_reply, res.body)
+                if dok then reply = r elseif errors.is(r) then err = r else error(r, 0) end
+            end
+            if reply ~= nil then
+                self._quota = math.min(QUOTA_INITIAL, self._quota + (retry_cost > 0 and retry_cost or NO_RETRY_REFILL))
+                add_capacity(self.stats, op, reply.ConsumedCapacity)
+                return reply
+            end
         elseif ok then
             err = reply_error(res)
         elseif errors.is(res) then
@@ -313,19 +491,29 @@ function _M.call(self, op, params)
             error(res, 0) -- a bug, not a condition
         end
         local kind = classify(err)
-        err.attempts = attempt
-        -- The one-off retries below (a kept-alive connection the server had closed, clock skew,
-        -- expired credentials) happen at most once per call, outside the attempt budget and quota.
+        local acted = may_have_acted(err)
+        maybe = maybe or acted
+        if acted and not idempotent and kind ~= nil then
+            -- re-sending could apply the write a second time: leave that to the caller
+            err.retryable = false
+            err.gave_up = "not idempotent"
+            fail(err)
+        end
+        -- The one-off retries below (clock skew, expired credentials) happen at most once per call,
+        -- outside the attempt budget and quota: the server refused those requests unread.
         if err.reason == "stale" and not reconnected then
-            -- the server closed an idle kept-alive connection under the request (DynamoDB Local
-            -- does after ~30 s): reconnect at once; the transport itself never replays a request
+            -- a kept-alive connection died under the request (the server closed it, or the reply was
+            -- lost): reconnect at once; it counts as an attempt (the transport never replays)
+            if attempt >= self._max_attempts then
+                err.gave_up = "attempts"
+                fail(err)
+            end
             reconnected = true
-            attempt = attempt - 1
             self.stats.retries = self.stats.retries + 1
         elseif kind == "skew" and not skew_fixed then
             -- correct the clock from the server's Date and retry once
             local server = parse_http_date(ok and res.headers and res.headers.date)
-            if not server then error(err, 0) end
+            if not server then fail(err) end
             self._clock_offset = server - self._now()
             skew_fixed = true
             attempt = attempt - 1
@@ -337,21 +525,31 @@ function _M.call(self, op, params)
             self.stats.retries = self.stats.retries + 1
         elseif kind == "throttle" or kind == "transient" then
             local cost = (err.reason == "timeout") and TIMEOUT_RETRY_COST or RETRY_COST
-            if attempt >= self._max_attempts then error(err, 0) end
+            if attempt >= self._max_attempts then
+                err.gave_up = "attempts"
+                fail(err)
+            end
             if self._quota < cost then
                 err.quota_exhausted = true
-                error(err, 0)
+                err.gave_up = "quota"
+                fail(err)
+            end
+            local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
+            local delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
+            local elapsed = self._now() - started
+            if elapsed + delay > self._max_time then
+                err.gave_up = "time"
+                err.elapsed_ms = math.floor(elapsed * 1000 + 0.5)
+                fail(err)
             end
             self._quota = self._quota - cost
             retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
-            local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
-            local delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
             self.stats.retries = self.stats.retries + 1
             if self._log then self._log("retry", op, attempt, err.code, delay) end
             self._sleep(delay)
         else
             if kind == "skew" or kind == "credentials" then err.retryable = false end -- already retried
-            error(err, 0)
+            fail(err)
         end
     end
 end

@@ -3,7 +3,8 @@
 -- 5 minutes before it expires. Deliberately left out: credential_process, assume-role, SSO and web
 -- identity (profiles using them are never executed; they are named in the error instead).
 -- Secrets (secret key, session token, container authorization token) never reach a message.
-local cjson = require "cjson"
+-- JSON replies are read with the C core's decoder (its null is cjson.null): no lua-cjson needed
+local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local util = require "authhero.aws.util"
 
@@ -163,7 +164,7 @@ end
 -- A container/IMDS JSON reply -> credentials. Raises CredentialsError naming `what`; never quotes
 -- the body, which holds the secrets.
 local function parse_reply(body, what, source)
-    local ok, doc = pcall(cjson.decode, body)
+    local ok, doc = pcall(core.decode_reply, body)
     if not ok or type(doc) ~= "table" then raise("%s: reply is not a JSON object", what) end
     -- Code is not quoted back: it is the server's text, as free to carry a secret as the rest
     if doc.Code ~= nil and doc.Code ~= "Success" then raise("%s: Code is not Success", what) end
@@ -171,10 +172,10 @@ local function parse_reply(body, what, source)
     if not present(id) or not present(secret) then
         raise("%s: reply lacks AccessKeyId or SecretAccessKey", what)
     end
-    if token == cjson.null or token == "" then token = nil end
+    if token == core.null or token == "" then token = nil end
     if token ~= nil and type(token) ~= "string" then raise("%s: Token is not a string", what) end
     local expiration = doc.Expiration
-    if expiration == cjson.null then expiration = nil end
+    if expiration == core.null then expiration = nil end
     if expiration ~= nil then
         expiration = _M.parse_timestamp(expiration)
         if not expiration then raise("%s: Expiration is not an ISO-8601 date-time", what) end

@@ -25,6 +25,9 @@ local validation = errors.validation
 local byte, sub, lower, upper, find, format = string.byte, string.sub, string.lower, string.upper,
     string.find, string.format
 local concat = table.concat
+-- ci fields and free text compare lower-cased the way JavaScript's toLowerCase does (Unicode,
+-- contract §2.4); a literal that is not valid UTF-8 is a 400
+local ulower = core.lower
 local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
 
 local B_QUOTE, B_BSLASH, B_LPAREN, B_RPAREN = 34, 92, 40, 41
@@ -145,7 +148,7 @@ local function typed(def, name, op, text)
         if l == "false" or l == "0" then return false end
         validation("invalid boolean for query field %s: %s", name, text)
     end
-    if def.ci then return lower(text) end
+    if def.ci then return ulower(text, "q") end
     return text
 end
 
@@ -347,14 +350,14 @@ local function compile_string(c)
         return function(r)
             local s = as_string(get(r))
             if s == nil then return false end
-            if ci then s = lower(s) end
+            if ci then s = ulower(s) end
             return find(s, lit, 1, true) ~= nil
         end
     elseif op == "eq" then
         if ci then
             return function(r)
                 local s = as_string(get(r))
-                return s ~= nil and lower(s) == lit
+                return s ~= nil and ulower(s) == lit
             end
         end
         return function(r)
@@ -377,7 +380,7 @@ local function compile_string(c)
     return function(r)
         local s = as_string(get(r))
         if s == nil then return false end
-        if ci then s = lower(s) end
+        if ci then s = ulower(s) end
         return test(s)
     end
 end
@@ -406,7 +409,7 @@ local function compile_boolean(c)
 end
 
 local function compile_text(c)
-    local word, lword = c.value, lower(c.value)
+    local word, lword = c.value, ulower(c.value, "q")
     local getters, exact, n = {}, {}, 0
     for _, target in ipairs(c.search) do
         n = n + 1
@@ -419,7 +422,7 @@ local function compile_text(c)
             if s ~= nil then
                 if exact[k] then
                     if s == word then return true end
-                elseif find(lower(s), lword, 1, true) then
+                elseif find(ulower(s), lword, 1, true) then
                     return true
                 end
             end

@@ -22,7 +22,8 @@ local registry = require "authhero.aws.registry"
 local null = core.null
 
 local MODS = {
-    lower = function(v) return (v:lower()) end,
+    -- Unicode lower-casing with JavaScript's toLowerCase result (contract §2.4); 400 on bad UTF-8
+    lower = function(v, field) return core.lower(v, field) end,
     pad5 = function(v)
         if type(v) ~= "number" or v ~= math.floor(v) or v < 0 or v > 99999 then
             errors.validation("order must be an integer from 0 to 99999")
@@ -105,7 +106,7 @@ local function render(parts, get, strict, out)
                 return nil
             end
             if v == "" and not (p.empty_ok or strict) then return nil end
-            if p.mod then v = MODS[p.mod](v) end
+            if p.mod then v = MODS[p.mod](v, p.field) end
             out[#out + 1] = v
         else
             local sub = render(p.group, get, false, {})

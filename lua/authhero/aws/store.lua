@@ -104,7 +104,7 @@ function _M.to_item(_, E, record, keys)
     for k, v in pairs(keys) do item[k] = v end
     item.entityType = E.entity_type
     _M.check_key(item, E)
-    local size = #core.marshal_item(item)
+    local size = core.item_size(item) -- as DynamoDB measures it (§9.3 #15), not the JSON text's length
     if size > MAX_ITEM_BYTES then
         errors.validation("%s is %d bytes as an item; DynamoDB's limit is 400 KB", E.entity_type, size)
     end
@@ -251,6 +251,24 @@ function _M.upsert_request(self, key, set, once, remove)
     return self:update_request(key, set, remove, nil, once)
 end
 
+-- replace_item(E, key, record, clear, keep_created) -> nothing: one UpdateItem that makes the item
+-- at key exactly the record's, creating it when absent (no read): every attribute to_item stores
+-- (checked as to_item checks) is set and the fields in `clear` the record lacks are removed.
+-- keep_created: created_at is the stored one when there is one (record.created_at otherwise);
+-- else record.created_at replaces it (an import's timestamp).
+function _M.replace_item(self, E, key, record, clear, keep_created)
+    local item = self:to_item(E, record, key)
+    local set, once, remove = {}, nil, {}
+    for a, v in pairs(item) do
+        if a ~= "PK" and a ~= "SK" then set[a] = v end
+    end
+    if keep_created then set.created_at, once = nil, { created_at = item.created_at } end
+    for _, f in ipairs(clear or {}) do
+        if item[f] == nil then remove[#remove + 1] = f end
+    end
+    self.client:call("UpdateItem", self:upsert_request({ PK = key.PK, SK = key.SK }, set, once, remove))
+end
+
 -- "the item exists and is live"
 function _M.cond_exists_live(self, st)
     return "attribute_exists(" .. st.name("PK") .. ") AND (attribute_not_exists(" .. st.name("ttl") .. ") OR "
@@ -272,14 +290,78 @@ function _M.get_item(self, pk, sk, consistent)
     return nil
 end
 
+-- Exactly once for conditional writes. Their requests ask for the item that failed the condition
+-- (ReturnValuesOnConditionCheckFailure = ALL_OLD) and are declared idempotent to the client, which
+-- then re-sends them after a failure the server may have acted on (a 5xx, a lost reply). When such
+-- a retry fails its condition (err.maybe_applied: an earlier attempt of this call may have been
+-- applied) and the item found is the one this call wrote, that is this call's own success, not a
+-- conflict. A condition failing on the first attempt is always a real one.
+local RESEND = { idempotent = true }
+
+-- Lua values as DynamoDB stores them: tables compared deeply, sets as unordered.
+local function same_value(a, b)
+    if a == b then return true end
+    if type(a) ~= "table" or type(b) ~= "table" then return false end
+    if core.is_set(a) or core.is_set(b) then
+        if #a ~= #b then return false end
+        local used = {}
+        for _, x in ipairs(a) do
+            local found = false
+            for j, y in ipairs(b) do
+                if not used[j] and same_value(x, y) then
+                    used[j], found = true, true
+                    break
+                end
+            end
+            if not found then return false end
+        end
+        return true
+    end
+    for k, v in pairs(a) do
+        if not same_value(v, b[k]) then return false end
+    end
+    for k in pairs(b) do
+        if a[k] == nil then return false end
+    end
+    return true
+end
+_M._same = same_value
+
+-- The item a failed condition returned (ALL_OLD), taken off the error so that a 409 or a false
+-- never carries someone else's record along.
+local function old_item(err)
+    local cause = type(err.cause) == "table" and err.cause or nil
+    local it = cause and cause.Item
+    if cause then cause.Item = nil end
+    return type(it) == "table" and it or nil
+end
+
+-- A write that ended in an error saying it may have been applied (the client ran out of attempts
+-- or time after an attempt the server may have acted on) is settled by one consistent read:
+-- true when the item at key is there and holds(item) says it is this call's write. A failed read
+-- settles nothing (false), and the caller re-raises the write's error.
+local function settled(self, key, holds)
+    local ok, r = pcall(self.client.call, self.client, "GetItem", { TableName = self.table,
+        Key = { PK = key.PK, SK = key.SK }, ConsistentRead = true })
+    return ok and type(r) == "table" and r.Item ~= nil and holds(r.Item) or false
+end
+
 -- PutItem that must not replace a live item; a taken key raises 409 with message.
 function _M.put_new(self, item, message)
     _M.check_key(item)
     local st = names_values()
-    local req = st.apply({ TableName = self.table, Item = item, ConditionExpression = self:cond_absent(st) })
-    local ok, err = pcall(self.client.call, self.client, "PutItem", req)
+    local req = st.apply({ TableName = self.table, Item = item, ConditionExpression = self:cond_absent(st),
+        ReturnValuesOnConditionCheckFailure = "ALL_OLD" })
+    local ok, err = pcall(self.client.call, self.client, "PutItem", req, RESEND)
     if not ok then
-        if errors.is(err, "ConditionalCheckFailedException") then _M.conflict(message, err) end
+        if errors.is(err, "ConditionalCheckFailedException") then
+            local old = old_item(err)
+            if err.maybe_applied and same_value(old, item) then return item end -- our own earlier attempt
+            _M.conflict(message, err)
+        end
+        if errors.is(err) and err.maybe_applied and settled(self, item, function(it) return same_value(it, item) end) then
+            return item
+        end
         error(err, 0)
     end
     return item
@@ -293,9 +375,24 @@ function _M.update_item(self, key, set, remove, extra_cond)
         if extra_cond then c = "(" .. c .. ") AND (" .. extra_cond(st) .. ")" end
         return c
     end)
-    local ok, err = pcall(self.client.call, self.client, "UpdateItem", req)
+    req.ReturnValuesOnConditionCheckFailure = "ALL_OLD"
+    local ok, err = pcall(self.client.call, self.client, "UpdateItem", req, RESEND)
     if ok then return true end
-    if errors.is(err, "ConditionalCheckFailedException") then return false end
+    -- our own earlier attempt, if the item holds every value we wrote
+    local function mine(it)
+        for k, v in pairs(set or {}) do
+            if not same_value(it[k], v) then return false end
+        end
+        for _, k in ipairs(remove or {}) do
+            if it[k] ~= nil then return false end
+        end
+        return true
+    end
+    if errors.is(err, "ConditionalCheckFailedException") then
+        local old = old_item(err)
+        return (err.maybe_applied and old ~= nil and mine(old)) == true
+    end
+    if errors.is(err) and err.maybe_applied and settled(self, key, mine) then return true end
     error(err, 0)
 end
 
@@ -335,6 +432,8 @@ function Tx.put(self, item, cond_fn)
     local op = { TableName = self.ctx.table, Item = item }
     if cond_fn then op.ConditionExpression = cond_fn(st) end
     self:_add("Put", item, st.apply(op))
+    self.puts = self.puts or {}
+    self.puts[#self.puts + 1] = item
 end
 
 function Tx.put_new(self, item)
@@ -363,13 +462,27 @@ function Tx.size(self)
 end
 
 -- Runs it: a cancellation caused by a condition raises 409 with message (or, with no message,
--- returns false); other failures propagate with their AWS code.
+-- returns false); other failures propagate with their AWS code. Every attempt carries the same
+-- ClientRequestToken (the client adds it), so a retry after a lost reply is the first attempt's
+-- success, never a 409. When the client gives up after an attempt that may have been applied, a
+-- transaction with puts is settled by reading them back: all there as written means it was applied
+-- (a transaction is all or nothing).
 function Tx.run(self, message)
     if #self.items == 0 then return true end
     if #self.items > 100 then errors.validation("a transaction holds at most 100 operations, got %d", #self.items) end
     local ok, err = pcall(self.ctx.client.call, self.ctx.client, "TransactWriteItems",
         { TransactItems = self.items })
     if ok then return true end
+    if errors.is(err) and err.maybe_applied and self.puts then
+        local all = true
+        for _, item in ipairs(self.puts) do
+            if not settled(self.ctx, item, function(it) return same_value(it, item) end) then
+                all = false
+                break
+            end
+        end
+        if all then return true end
+    end
     if errors.is(err, "TransactionCanceledException") then
         local reasons = type(err.cause) == "table" and err.cause.CancellationReasons or {}
         for _, r in ipairs(reasons) do
@@ -742,17 +855,32 @@ local function encode_cursor(key, fp)
     return util.b64url(core.json_encode({ k = key, f = fp }))
 end
 
--- A cursor that is malformed, foreign or stale is ignored (the listing restarts), never an error.
-local function decode_cursor(s, fp)
+-- A cursor that is malformed, foreign, forged or stale is ignored (the listing restarts), never an
+-- error and never a start key DynamoDB would refuse (contract §3.3). Its fingerprint is no secret
+-- (it is in every cursor), so the key itself is checked against the query `read` (pk, prefix,
+-- index): it holds exactly the key attributes of the table (PK, SK) and, for an index, the index's
+-- pair; each is a non-empty string within DynamoDB's key limits; the partition (the index's, for an
+-- index) is the query's and the sort key starts with the query's prefix.
+local function decode_cursor(s, fp, read)
     local raw = util.unb64url(s)
     if not raw then return nil end
     local ok, t = pcall(core.json_decode, raw)
     if not ok or type(t) ~= "table" or t.f ~= fp or type(t.k) ~= "table" or t.o ~= nil then return nil end
-    for k, v in pairs(t.k) do
-        if type(k) ~= "string" or type(v) ~= "string" then return nil end
+    local key, pk_attr, sk_attr = t.k, "PK", "SK"
+    local want = { PK = true, SK = true }
+    if read.index then
+        pk_attr, sk_attr = read.index .. "PK", read.index .. "SK"
+        want[pk_attr], want[sk_attr] = true, true
     end
-    if not t.k.PK or not t.k.SK then return nil end
-    return t.k
+    local n = 0
+    for k, v in pairs(key) do
+        if not want[k] or type(v) ~= "string" or v == "" then return nil end
+        n = n + 1
+    end
+    if n ~= (read.index and 4 or 2) or schema.oversized(key) then return nil end
+    local prefix = read.prefix or ""
+    if key[pk_attr] ~= read.pk or key[sk_attr]:sub(1, #prefix) ~= prefix then return nil end
+    return key
 end
 
 local function decode_offset_cursor(s, fp)
@@ -870,7 +998,7 @@ function _M.list(self, opts)
     local read = { pk = opts.pk, prefix = opts.prefix, index = opts.index, consistent = opts.consistent }
 
     if keyset then
-        local start = params.from and decode_cursor(params.from, fp) or nil
+        local start = params.from and decode_cursor(params.from, fp, read) or nil
         local last_key
         repeat
             read.start = start

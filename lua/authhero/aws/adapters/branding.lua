@@ -70,7 +70,15 @@ return function(ctx)
         end
         local now = ctx:now_iso()
         set.entityType, set.tenant_id, set.updated_at = E.entity_type, tenant_id, now
-        if #core.marshal_item(set) > MAX_ITEM_BYTES then errors.validation("branding is larger than DynamoDB's 400 KB") end
+        -- the item as DynamoDB measures it (core.item_size, §9.3 #15): key, created_at and the fields
+        -- set (stored fields this call leaves alone are not counted; DynamoDB refuses what is over)
+        local whole = util.shallow_copy(set)
+        local k = keys.branding(tenant_id)
+        whole.PK, whole.SK, whole.created_at = k.PK, k.SK, now
+        local size = core.item_size(whole)
+        if size > MAX_ITEM_BYTES then
+            errors.validation("branding is %d bytes as an item; DynamoDB's limit is 400 KB", size)
+        end
         ctx.client:call("UpdateItem", ctx:upsert_request(keys.branding(tenant_id), set, { created_at = now }, remove))
     end
 

@@ -17,7 +17,7 @@ local TAKEN = "Custom domain already exists"
 -- " Auth.Example.COM.:443 " -> "auth.example.com"; raises 400 when nothing is left.
 local function normalize(domain)
     if domain == core.null or type(domain) ~= "string" then errors.validation("domain is required") end
-    local d = domain:match("^%s*(.-)%s*$"):lower()
+    local d = core.lower(domain:match("^%s*(.-)%s*$"), "domain") -- as JavaScript's toLowerCase (§2.4)
     d = d:gsub(":%d*$", "")
     d = d:gsub("%.+$", "")
     if d == "" then errors.validation("domain is required") end

@@ -279,7 +279,9 @@ return function(ctx)
     end
 
     -- A cursor minted by this listing: { d = day, k = key } with the key inside the day's bucket and
-    -- the range; nil for anything else (the listing then restarts).
+    -- the range, naming exactly the four key attributes, none longer than DynamoDB allows; nil for
+    -- anything else (the listing then restarts).
+    local CURSOR_KEY = { PK = true, SK = true, GSI1PK = true, GSI1SK = true }
     local function decode_cursor(s, fp, t, b)
         local raw = util.unb64url(s)
         if not raw then return nil end
@@ -288,11 +290,12 @@ return function(ctx)
         if not c.d:match("^%d%d%d%d%-%d%d%-%d%d$") then return nil end
         local n = 0
         for k, v in pairs(c.k) do
-            if type(k) ~= "string" or type(v) ~= "string" then return nil end
+            if not CURSOR_KEY[k] or type(v) ~= "string" then return nil end
             n = n + 1
         end
         local k = c.k
-        if n ~= 4 or k.PK ~= keys.tenant_partition(t) or k.SK:sub(1, #schema.prefix.log) ~= schema.prefix.log
+        if n ~= 4 or schema.oversized(k) or k.PK ~= keys.tenant_partition(t)
+            or k.SK:sub(1, #schema.prefix.log) ~= schema.prefix.log
             or k.GSI1PK ~= bucket_pk(t, c.d) or k.GSI1SK:sub(1, 10) ~= c.d then
             return nil
         end

@@ -68,13 +68,14 @@ local function check_types(u)
     end
 end
 
--- copy of a user/patch with emails lower-cased and timestamps normalized
+-- copy of a user/patch with emails lower-cased (Unicode, as JavaScript's toLowerCase: contract §2.4)
+-- and timestamps normalized
 local function normalized(u, skip)
     local r = {}
     for k, v in pairs(u) do
         if not (skip and skip[k]) then r[k] = v end
     end
-    if type(r.email) == "string" then r.email = r.email:lower() end
+    if type(r.email) == "string" then r.email = core.lower(r.email, "email") end
     for _, f in ipairs(TIMES) do
         if type(r[f]) == "string" then r[f] = util.normalize_time(r[f], f) end
     end
@@ -268,12 +269,12 @@ return function(ctx, adapters)
     function M.getByEmail(t, email)
         store.need_string(t, "tenant_id")
         store.need_string(email, "email")
-        local want = email:lower()
+        local want = core.lower(email, "email")
         local best
         local pk = keys.user_email_index(t, want).GSI1PK
         for _, it in ipairs(ctx:query_all({ index = "GSI1", pk = pk })) do
             if it.entityType == E.entity_type and it.tenant_id == t and type(it.email) == "string"
-                and it.email:lower() == want then
+                and core.lower(it.email, "email") == want then
                 local r = to_record(it)
                 if best == nil then
                     best = r

@@ -183,7 +183,9 @@ end
 local function parse_head(block)
     local first_end = find(block, "\n", 1, true)
     local line = first_end and sub(block, 1, first_end - 1) or block
-    local minor, status = line:match("^HTTP/1%.(%d) (%d%d%d)[^\n]*$")
+    -- three digits, then a reason after a space or nothing; 000-099 are no status (not interim)
+    local minor, status = line:match("^HTTP/1%.(%d) ([1-9]%d%d) [^\n]*$")
+    if not minor then minor, status = line:match("^HTTP/1%.(%d) ([1-9]%d%d)\r?$") end
     if not minor then fail_proto("bad status line %q", line:gsub("\r$", ""):sub(1, 40)) end
     local headers, last = {}, nil
     if first_end then
@@ -210,7 +212,8 @@ local function read_chunked(sock, tick)
         tick()
         local line, err = sock:receive("*l")
         if not line then fail_io(err, true) end
-        local size = line:match("^%s*(%x+)%s*[;]?")
+        -- hex digits, then blanks, then an extension or nothing ("0x5" or "5g" is not a size)
+        local size = line:match("^%s*(%x+)%s*;") or line:match("^%s*(%x+)%s*$")
         size = size and #size <= 12 and tonumber(size, 16)
         if not size then fail_proto("bad chunk size line") end
         if size == 0 then
@@ -284,9 +287,18 @@ _M._read_response = read_response
 
 -- ---- errors ----
 
-local function raise(method, u, reason, retryable, detail, socket_error)
-    errors.raise(0, "TransportError", method .. " " .. (u and u.safe or "?") .. ": " .. detail,
-        { retryable = retryable, reason = reason, socket_error = socket_error })
+-- sent: the request went out whole (true once sock:send succeeded), so the server may have acted.
+-- Logged at info only: the transport cannot know whether the client's retry recovers, and a
+-- final failure is the caller's to report (it gets this error). The message never holds a query
+-- or user:password@ (u.safe), nor request headers.
+local function raise(method, u, reason, retryable, detail, socket_error, sent)
+    local message = method .. " " .. (u and u.safe or "?") .. ": " .. detail
+    if type(ngx) == "table" and ngx.log and ngx.INFO then
+        ngx.log(ngx.INFO, "authhero.aws cosocket transport (", reason, retryable and ", retryable" or "", "): ",
+            message)
+    end
+    errors.raise(0, "TransportError", message,
+        { retryable = retryable, reason = reason, socket_error = socket_error, sent = sent or false })
 end
 
 local function is_timeout(err)
@@ -336,7 +348,8 @@ end
 
 -- request{ method = "POST", url, headers = { {name, value}, ... }, body } -> { status, body, headers }
 -- Any HTTP status is a reply; when no valid reply arrives it raises the error object (status 0,
--- code TransportError, reason timeout/connect/reset/stale/dns/tls/crc32/other, retryable). A request
+-- code TransportError, reason timeout/connect/reset/stale/dns/tls/crc32/other, retryable, sent: false
+-- when sock:send never completed, so the server cannot have acted on the request). A request
 -- is never replayed here: "stale" (a kept-alive connection that died before any reply byte) lets
 -- the client decide. May yield (cosockets): not from inside a C call boundary (metamethods, pcall on
 -- Lua 5.1 interpreters other than LuaJIT, init phases).
@@ -356,8 +369,10 @@ function _M.request(self, req)
     if not u then
         u = parse_url(url)
         if not u then
-            errors.raise(0, "TransportError", method .. " " .. (url:match("^[^?#]*") or "") .. ": unsupported URL",
-                { retryable = false, reason = "other" })
+            -- no query (it may carry tokens), no user:password@ (one reason a URL is unsupported)
+            local shown = (url:match("^[^?#]*") or ""):gsub("^(%a[%w+.-]*://)[^/]*@", "%1***@")
+            errors.raise(0, "TransportError", method .. " " .. shown .. ": unsupported URL",
+                { retryable = false, reason = "other", sent = false })
         end
         if self._nurls >= 32 then self._urls, self._nurls = {}, 0 end
         self._urls[url], self._nurls = u, self._nurls + 1
@@ -435,15 +450,15 @@ function _M.request(self, req)
         if type(f) ~= "table" or not f._fail then error(f, 0) end -- a bug: not ours to dress up
         self._last_ms = (clock(self) - started) * 1000
         if f._fail == "protocol" then
-            raise(method, u, "other", false, "malformed reply: " .. f.detail)
+            raise(method, u, "other", false, "malformed reply: " .. f.detail, nil, true)
         elseif is_timeout(f.detail) then
-            raise(method, u, "timeout", true, "timed out after " .. self._timeout_ms .. " ms", f.detail)
+            raise(method, u, "timeout", true, "timed out after " .. self._timeout_ms .. " ms", f.detail, true)
         elseif not f.got and reused > 0 then
             raise(method, u, "stale", true, "kept-alive connection closed before the reply ("
-                .. tostring(f.detail) .. ")", f.detail)
+                .. tostring(f.detail) .. ")", f.detail, true)
         end
         raise(method, u, "reset", true, (f.got and "connection lost in the reply: " or "no reply: ")
-            .. tostring(f.detail), f.detail)
+            .. tostring(f.detail), f.detail, true)
     end
     if keep then
         if not sock:setkeepalive(self._keepalive_ms, self._pool_size) then sock:close() end
@@ -458,7 +473,7 @@ function _M.request(self, req)
         local got = _M._crc32(rbody)
         if want ~= got then
             raise(method, u, "crc32", true, string.format(
-                "reply failed its x-amz-crc32 check (header %s, body has %d)", crc:sub(1, 20), got))
+                "reply failed its x-amz-crc32 check (header %s, body has %d)", crc:sub(1, 20), got), nil, true)
         end
     end
     return { status = status, body = rbody, headers = headers }

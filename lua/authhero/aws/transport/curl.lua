@@ -8,8 +8,9 @@
 --   string, no headers table); callers fall back to decoding res.body when reply is absent.
 --   t:close()
 -- Any HTTP status is a reply. When no valid reply arrives it raises the error object:
--- status 0, code "TransportError", reason ("timeout", "connect", "reset", "dns", "tls", "crc32",
--- "other"), retryable, curl_code. Retries are the client's business, not this module's.
+-- status 0, code "TransportError", reason ("timeout", "connect", "reset", "stale", "dns", "tls",
+-- "crc32", "other"), retryable, curl_code, and sent: false when the request never went out whole
+-- (the server cannot have acted on it), true when it did. Retries are the client's business.
 local core = require "authhero.aws.core"
 
 local _M = {}
@@ -26,12 +27,20 @@ function _M.request(self, req)
         error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
     end
     local decode = req.decode
-    local status, body, headers = self._h:request(req.method or "POST", req.url, req.headers, req.body, decode)
+    local h = self._h
+    local ok, status, body, headers = pcall(h.request, h, req.method or "POST", req.url, req.headers, req.body, decode)
+    if not ok then
+        if type(status) == "table" and status.code == "TransportError" and status.sent == nil then
+            status.sent = status.reason == "crc32" or h:info().sent
+        end
+        error(status, 0)
+    end
     if decode and status == 200 then return { status = 200, reply = body } end
     return { status = status, body = body, headers = headers }
 end
 
--- { requests, connects, last_ms }: connects counts new connections, so reuse is observable.
+-- { requests, connects, last_ms, sent }: connects counts new connections, so reuse is observable;
+-- sent: the last request's body went out whole.
 function _M.info(self)
     return self._h:info()
 end
