@@ -1,7 +1,7 @@
 -- Command-line parsing for bin/authhero-dynamo: flags (`--name value`, `--name=value`, booleans)
 -- anywhere on the line, positionals in order, per-command help text. A usage mistake raises a
 -- table { usage = true, message = ... } that the front door prints with a pointer to --help.
--- Owns no policy about what the flags mean.
+-- Owns no policy about what the flags mean. Also: telling Ctrl-C's error from others.
 local _M = {}
 
 -- Flags every subcommand accepts (how the client finds DynamoDB).
@@ -12,6 +12,13 @@ _M.COMMON = {
     { "--profile", "NAME", "shared-config profile for credentials (else AWS_PROFILE)" },
     { "--help", nil, "show this help" },
 }
+
+-- The error the standalone interpreters (lua, luajit) raise in Lua code after a SIGINT (Ctrl-C):
+-- "interrupted!", with a position in front when raised in a Lua function. Code that catches errors
+-- (pcall) must raise this one again: Ctrl-C stops the command, never just the current record.
+function _M.is_interrupt(e)
+    return type(e) == "string" and e:find("interrupted!$") ~= nil
+end
 
 local function usage_error(fmt, ...)
     error({ usage = true, message = string.format(fmt, ...) }, 0)

@@ -20,6 +20,7 @@ local _M = {}
 -- the file (bench/import.lua measures 1, 2, 4 and 8 against DynamoDB Local).
 local DEFAULT_PARALLEL = 4
 local RECORDS_PER_SEND = 64 -- records handed to one writer process at a time
+local LINES_PER_WRITER = 500 -- a smaller file gets fewer writer processes than --parallel asks
 
 _M.FORMAT = [[
 line format (one JSON object per line; blank lines are ignored):
@@ -133,8 +134,22 @@ local function mktemp_dir()
     return dir
 end
 
+local function write_file(path, text)
+    local f = io.open(path, "w")
+    if not f then errors.raise(1, "CliError", "cannot write " .. path) end
+    f:write(text)
+    f:close()
+end
+
 local function parallel_sink(cli, opts, n, on_problem)
     local dir = mktemp_dir()
+    local stop = dir .. "/stop" -- exists once the import is interrupted: writers send nothing more
+    local endpoint_file
+    if opts.endpoint then
+        -- not on the writers' command lines, where `ps` would show a user:password@ in it
+        endpoint_file = dir .. "/endpoint"
+        write_file(endpoint_file, opts.endpoint)
+    end
     local workers = {}
     for i = 1, n do
         local w = { status = dir .. "/w" .. i .. ".status", results = dir .. "/w" .. i .. ".results",
@@ -144,10 +159,11 @@ local function parallel_sink(cli, opts, n, on_problem)
         for _, a in ipairs(interp) do cmd[#cmd + 1] = shell_quote(a) end
         for _, a in ipairs({ shell_quote(cli.script), "_import-worker",
             "--table", shell_quote(cli.table_name(opts)), "--status", shell_quote(w.status),
-            "--results", shell_quote(w.results) }) do
+            "--results", shell_quote(w.results), "--stop", shell_quote(stop) }) do
             cmd[#cmd + 1] = a
         end
-        for _, f in ipairs({ "endpoint", "region", "profile" }) do
+        if endpoint_file then cmd[#cmd + 1] = "--endpoint-file " .. shell_quote(endpoint_file) end
+        for _, f in ipairs({ "region", "profile" }) do
             if opts[f] then cmd[#cmd + 1] = "--" .. f .. " " .. shell_quote(opts[f]) end
         end
         if opts.no_check then cmd[#cmd + 1] = "--no-check" end
@@ -162,11 +178,14 @@ local function parallel_sink(cli, opts, n, on_problem)
     end
     local cur = 1
     local S = { dir = dir, workers = workers }
+    local function describe_death(w)
+        return cli.redact(read_all(w.log):match("[^\n]+") or "(empty)")
+    end
 
     local function check_alive(w)
         local st = writer.read_status(w.status)
         if st and not st.done and not pid_alive(st.pid) then
-            errors.raise(1, "CliError", "a writer process died; its log: " .. (read_all(w.log):match("[^\n]+") or "(empty)")
+            errors.raise(1, "CliError", "a writer process died; its log: " .. describe_death(w)
                 .. " -- the import is idempotent: run it again")
         end
     end
@@ -217,26 +236,68 @@ local function parallel_sink(cli, opts, n, on_problem)
             if done then break end
             for _, w in ipairs(workers) do
                 if w.dead then
-                    errors.raise(1, "CliError", "a writer process died; its log: "
-                        .. (read_all(w.log):match("[^\n]+") or "(empty)") .. " -- the import is idempotent: run it again")
+                    errors.raise(1, "CliError", "a writer process died; its log: " .. describe_death(w)
+                        .. " -- the import is idempotent: run it again")
                 end
                 if not w.last then
                     waited = waited + 1
                     if waited > 600 then -- 60 s without a status file: it never started
-                        errors.raise(1, "CliError", "a writer process did not start: "
-                            .. (read_all(w.log):match("[^\n]+") or "(no output)"))
+                        errors.raise(1, "CliError", "a writer process did not start: " .. describe_death(w))
                     end
                 end
             end
             if on_wait then on_wait(t) end
             core.sleep(0.1)
         end
+        S.results()
+        t.processes = n
+        return t
+    end
+
+    -- the skipped and failed lines the writers reported
+    function S.results()
         for _, w in ipairs(workers) do
-            for l in io.lines(w.results) do
-                local kind, line, reason = l:match("^(%a+)\t(%d+)\t(.*)$")
-                if kind then on_problem(tonumber(line), kind == "skip" and "skipped" or "failed", reason) end
+            local f = io.open(w.results, "r")
+            if f then
+                for l in f:lines() do
+                    local kind, line, reason = l:match("^(%a+)\t(%d+)\t(.*)$")
+                    if kind then on_problem(tonumber(line), kind == "skip" and "skipped" or "failed", reason) end
+                end
+                f:close()
             end
         end
+    end
+
+    -- abort(): the import was interrupted. Every writer stops before its next request (the stop
+    -- file) and at once if busy (SIGINT, which the interpreter turns into an error after the
+    -- current C call); each then writes its final status. Waits for them (5 s at most), then
+    -- returns the totals of what they confirmed, as finish does; `stopped` is false when a writer
+    -- did not confirm in time.
+    function S.abort()
+        write_file(stop, "")
+        local pids = {}
+        for _, w in ipairs(workers) do
+            local st = writer.read_status(w.status)
+            if st and not st.done and st.pid and st.pid > 0 then pids[#pids + 1] = tostring(math.floor(st.pid)) end
+        end
+        if #pids > 0 then os.execute("kill -INT " .. table.concat(pids, " ") .. " 2>/dev/null") end
+        for _, w in ipairs(workers) do pcall(w.pipe.close, w.pipe) end -- EOF for the idle ones
+        local t, done, all_stopped
+        local deadline = core.now() + 5
+        repeat
+            t, done = S.poll()
+            all_stopped = done
+            if not done then
+                all_stopped = true
+                for _, w in ipairs(workers) do
+                    if not (w.last and (w.last.done or w.dead)) then all_stopped = false end
+                end
+            end
+            if all_stopped then break end
+            core.sleep(0.05)
+        until core.now() > deadline
+        S.stopped = all_stopped
+        S.results()
         t.processes = n
         return t
     end
@@ -247,7 +308,12 @@ local function parallel_sink(cli, opts, n, on_problem)
             os.remove(w.results)
             os.remove(w.log)
         end
-        os.remove(dir)
+        if endpoint_file then os.remove(endpoint_file) end
+        -- a writer that never reported may still start: it must find the stop file
+        if S.stopped ~= false then
+            os.remove(stop)
+            os.remove(dir)
+        end
     end
     return S
 end
@@ -298,7 +364,7 @@ function _M.run(cli, opts, pos)
     local problems = {}
     local local_skips = 0
     local function on_problem(line, status, reason)
-        problems[#problems + 1] = { line = line, status = status, reason = reason }
+        problems[#problems + 1] = { line = line, status = status, reason = cli.redact(reason) }
     end
     local function skip(line, reason)
         local_skips = local_skips + 1
@@ -307,8 +373,15 @@ function _M.run(cli, opts, pos)
 
     local sink
     local lines_hint = total or math.huge
-    if parallel and parallel > 1 then
-        parallel = math.max(1, math.min(parallel, math.ceil(lines_hint / 500)))
+    if parallel > 1 and not opts.dry_run then
+        local wanted = parallel
+        parallel = math.max(1, math.min(parallel, math.ceil(lines_hint / LINES_PER_WRITER)))
+        if opts.parallel and parallel < wanted and not opts.quiet then
+            io.stderr:write(string.format("import: --parallel %d: %s for %d line%s (one per %d lines; starting a "
+                .. "writer costs more than a small file gains)\n", wanted,
+                parallel == 1 and "writing from this process" or (parallel .. " writer processes"), total,
+                total == 1 and "" or "s", LINES_PER_WRITER))
+        end
     end
     if opts.dry_run then
         local n, items = 0, 0
@@ -358,6 +431,7 @@ function _M.run(cli, opts, pos)
         bar:update(done, string.format("skipped %d  failed %d", local_skips + st.skipped, st.failed), force)
     end
 
+    local lines_read = 0
     local ok, err = pcall(function()
         local now_s = math.floor(t0)
         local deferred = {}
@@ -365,6 +439,7 @@ function _M.run(cli, opts, pos)
         local n = 0
         for text in input:lines() do
             n = n + 1
+            lines_read = n
             if n == 1 and text:sub(1, 3) == "\239\187\191" then text = text:sub(4) end -- UTF-8 BOM
             if text:find("%S") then
                 local p = records.parse(text)
@@ -372,6 +447,7 @@ function _M.run(cli, opts, pos)
                     skip(n, p.skip)
                 else
                     local bok, items, linked = pcall(builder.items, builder, p.entity, p.tenant_id, p.record)
+                    if not bok and args.is_interrupt(items) then error(items, 0) end
                     if not bok then
                         skip(n, type(items) == "table" and items.skip or tostring(items))
                     elseif not opts.keep_expired and records.expired(items, now_s) then
@@ -448,7 +524,8 @@ function _M.run(cli, opts, pos)
                     ConditionExpression = "attribute_exists(#pk) AND #e = :u",
                     ExpressionAttributeNames = { ["#h"] = "hasLinked", ["#pk"] = "PK", ["#e"] = "entityType" },
                     ExpressionAttributeValues = { [":t"] = true, [":u"] = "USER" },
-                })
+                }, { idempotent = true }) -- setting a flag twice is setting it once
+                if not mok and args.is_interrupt(merr) then error(merr, 0) end
                 if not mok then
                     for _, line in ipairs(m.lines) do
                         marked_failed = marked_failed + 1
@@ -462,6 +539,22 @@ function _M.run(cli, opts, pos)
         totals.marked_failed = marked_failed
         return totals
     end)
+    local interrupted = not ok and args.is_interrupt(err)
+    if interrupted then
+        -- Ctrl-C: stop every writer now and report what they confirmed
+        local aok, t = pcall(function()
+            if sink.abort then return sink.abort() end
+            local st = sink:poll()
+            return { records = st.records, items = st.items, skipped = st.skipped, failed = st.failed, cpu = 0,
+                requests = sink.client and sink.client.stats.requests or 0,
+                retries = sink.client and sink.client.stats.retries or 0, processes = 1 }
+        end)
+        if aok then
+            ok, err = true, t
+            t.lines = lines_read
+            t.marked_failed = 0
+        end
+    end
     if input ~= io.stdin then input:close() end
     if sink.cleanup then pcall(sink.cleanup) end
     if not ok then error(err, 0) end
@@ -478,8 +571,9 @@ function _M.run(cli, opts, pos)
     local cpu = (os.clock() - c0) + (totals.cpu or 0)
     local processed = totals.records + skipped + totals.failed
     local summary = {
-        file = path, table = tbl, endpoint = client and client.endpoint or cli.endpoint(opts) or "AWS",
-        dry_run = opts.dry_run and true or false,
+        file = path, table = tbl, endpoint = cli.safe_endpoint(opts, client),
+        dry_run = opts.dry_run and true or false, interrupted = interrupted or nil,
+        interrupted_at_line = interrupted and totals.lines or nil,
         written = totals.records, items = totals.items, skipped = skipped, failed = failed,
         seconds = elapsed, records_per_second = elapsed > 0 and totals.records / elapsed or 0,
         cpu_seconds = cpu, cpu_us_per_record = processed > 0 and cpu / processed * 1e6 or 0,
@@ -501,6 +595,11 @@ function _M.run(cli, opts, pos)
         local out = {}
         out[#out + 1] = string.format("import %s -> table %s at %s%s", path, tbl, summary.endpoint,
             opts.dry_run and " (dry run: nothing written)" or "")
+        if interrupted then
+            out[#out + 1] = string.format("  INTERRUPTED after reading %d line%s: the rest was not written; a batch in "
+                .. "flight when it stopped may have landed too. Run the same import again to finish (it is idempotent).",
+                totals.lines, totals.lines == 1 and "" or "s")
+        end
         out[#out + 1] = string.format("  %s: %d record%s (%d item%s)", opts.dry_run and "would write" or "written",
             totals.records, totals.records == 1 and "" or "s", totals.items, totals.items == 1 and "" or "s")
         out[#out + 1] = string.format("  skipped: %d", skipped)
@@ -521,6 +620,7 @@ function _M.run(cli, opts, pos)
                 or string.format("reader + %d writer processes", summary.processes))
         io.stdout:write(table.concat(out, "\n"), "\n")
     end
+    if interrupted then return 130 end
     if failed > 0 then return 1 end
     if skipped > 0 then return 3 end
     return 0
@@ -529,15 +629,24 @@ end
 -- `_import-worker` (internal): the writer process fed by `import --parallel N`.
 _M.worker_command = {
     spec = {
-        usage = "_import-worker --status FILE --results FILE [--no-check]   (internal: started by import)",
+        usage = "_import-worker --status FILE --results FILE [--stop FILE] [--endpoint-file FILE] [--no-check]"
+            .. "   (internal: started by import)",
         options = { { "--status", "FILE", "status file" }, { "--results", "FILE", "results file" },
+            { "--stop", "FILE", "stop before the next request once FILE exists" },
+            { "--endpoint-file", "FILE", "read --endpoint from FILE" },
             { "--no-check", nil, "no guard reads" } },
     },
     run = function(cli, opts)
         if not opts.status or not opts.results then args.usage_error("--status and --results are required") end
-        writer.worker(function() return cli.client(opts) end, cli.table_name(opts), {
-            check = not opts.no_check, status = opts.status, results = opts.results })
-        return 0
+        if opts.endpoint_file then
+            local f = io.open(opts.endpoint_file, "r")
+            opts.endpoint = f and f:read("a") or nil
+            if f then f:close() end
+            if not opts.endpoint then cli.fail("cannot read %s", opts.endpoint_file) end
+        end
+        local _, interrupted = writer.worker(function() return cli.client(opts) end, cli.table_name(opts), {
+            check = not opts.no_check, status = opts.status, results = opts.results, stop = opts.stop })
+        return interrupted and 130 or 0
     end,
 }
 

@@ -2,7 +2,7 @@
 -- flags and environment as the library), one-line error messages, exit codes, and create-table.
 -- The subcommands live in import.lua, export.lua, verify.lua and stats.lua.
 -- Exit codes: 0 success, 1 error (or failed records / differences), 2 usage, 3 import finished
--- with skipped lines.
+-- with skipped lines, 130 interrupted (Ctrl-C). Messages never show a URL's user:password@.
 local aws = require "authhero.aws"
 local args = require "authhero.aws.cli.args"
 local errors = require "authhero.aws.errors"
@@ -21,7 +21,25 @@ local function env(name)
     return v
 end
 
+-- A URL with its user:password@ replaced by ***@ (anything not a URL is returned as it is).
+function _M.redact_url(url)
+    if type(url) ~= "string" then return url end
+    local scheme, authority, rest = url:match("^(%a[%w+.-]*://)([^/?#]*)(.*)$")
+    if not scheme or not authority:find("@", 1, true) then return url end
+    return scheme .. "***@" .. authority:match("^.*@(.*)$") .. rest
+end
+
+-- text with the userinfo of every URL in it replaced by ***@ (error texts, logs, summaries).
+function _M.redact(text)
+    if type(text) ~= "string" then return text end
+    return (text:gsub("(%a[%w+.-]*://)([^/?#%s\"'<>]*)", function(scheme, authority)
+        local host = authority:match("^.*@(.*)$")
+        if host then return scheme .. "***@" .. host end
+    end))
+end
+
 function _M.is_loopback(url)
+    url = url:gsub("^(https?://)[^/?#]*@", "%1")
     local host = url:match("^https?://%[?([^/%]]+)") or ""
     host = host:gsub(":%d+$", "")
     return host == "localhost" or host:match("^127%.") ~= nil or host == "::1"
@@ -30,6 +48,11 @@ end
 -- The endpoint a client made from these options talks to (nil: AWS's regional endpoint).
 function _M.endpoint(opts)
     return opts.endpoint or env("AWS_ENDPOINT_URL_DYNAMODB") or env("AWS_ENDPOINT_URL")
+end
+
+-- The endpoint for messages: user:password@ redacted; "AWS" when it is AWS's own.
+function _M.safe_endpoint(opts, client)
+    return _M.redact_url(client and client.endpoint or _M.endpoint(opts) or "AWS")
 end
 
 function _M.table_name(opts)
@@ -59,19 +82,22 @@ end
 
 -- "where": table NAME at ENDPOINT, for messages
 function _M.target(opts, client)
-    return string.format("table %s at %s", _M.table_name(opts), client and client.endpoint or
-        (_M.endpoint(opts) or "AWS"))
+    return string.format("table %s at %s", _M.table_name(opts), _M.safe_endpoint(opts, client))
 end
 
--- An error -> one line for the user.
+-- An error -> one line for the user (URLs' user:password@ redacted).
 function _M.describe_error(err, opts)
+    return _M.redact(_M.describe_error_text(err, opts))
+end
+
+function _M.describe_error_text(err, opts)
     if type(err) == "table" and err.usage then return err.message end
     if errors.is(err) then
         local code = err.code
         if code == "ResourceNotFoundException" then
             return string.format("%s does not exist (create it with: %s create-table)", _M.target(opts), _M.PROG)
         elseif code == "TransportError" then
-            return string.format("cannot reach DynamoDB at %s: %s", _M.endpoint(opts) or "AWS", tostring(err.message))
+            return string.format("cannot reach DynamoDB at %s: %s", _M.safe_endpoint(opts), tostring(err.message))
         elseif code == "ValidationError" or code == "CliError" then
             return tostring(err.message)
         elseif code == "CredentialsError" then
@@ -83,6 +109,8 @@ function _M.describe_error(err, opts)
     end
     return tostring(err)
 end
+
+_M.is_interrupt = args.is_interrupt
 
 -- fail(fmt, ...): a user-facing error (no traceback), does not return
 function _M.fail(fmt, ...)
@@ -207,16 +235,22 @@ function _M.main(argv)
         return mod.run(_M, opts, pos)
     end, function(e)
         if (type(e) == "table" and e.usage) or errors.is(e) then return e end
+        if _M.is_interrupt(e) then return { interrupted = true } end
         return { bug = tostring(e), trace = debug.traceback() }
     end)
     if ok then return res or 0 end
+    if type(res) == "table" and res.interrupted then
+        io.stderr:write(string.format("%s %s: interrupted\n", _M.PROG, cmd))
+        return 130 -- 128 + SIGINT, as a shell reports a command Ctrl-C stopped
+    end
     if type(res) == "table" and res.usage then
-        io.stderr:write(string.format("%s %s: %s (see %s %s --help)\n", _M.PROG, cmd, res.message, _M.PROG, cmd))
+        io.stderr:write(_M.redact(string.format("%s %s: %s (see %s %s --help)\n", _M.PROG, cmd, res.message, _M.PROG,
+            cmd)))
         return 2
     end
     if type(res) == "table" and res.bug then
-        io.stderr:write(string.format("%s %s: internal error: %s\n", _M.PROG, cmd, res.bug))
-        if os.getenv("AUTHHERO_DEBUG") then io.stderr:write(res.trace, "\n") end
+        io.stderr:write(_M.redact(string.format("%s %s: internal error: %s\n", _M.PROG, cmd, res.bug)))
+        if os.getenv("AUTHHERO_DEBUG") then io.stderr:write(_M.redact(res.trace), "\n") end
         return 1
     end
     io.stderr:write(string.format("%s %s: %s\n", _M.PROG, cmd, _M.describe_error(res, opts)))

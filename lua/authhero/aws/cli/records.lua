@@ -6,6 +6,7 @@
 -- here: the within-file uniqueness ledger and the ownership rules of guard/pointer items.
 -- Nothing here talks to DynamoDB.
 local aws = require "authhero.aws"
+local cli_args = require "authhero.aws.cli.args"
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local util = require "authhero.aws.util"
@@ -49,6 +50,18 @@ local function is_object(v)
     return type(v) == "table" and v ~= null and not core.is_array(v)
 end
 
+-- The JSON type of a decoded value, for "expected X, got Y" messages.
+local function json_type(v)
+    if v == nil then return "nothing" end
+    if v == null then return "null" end
+    if type(v) == "table" then return core.is_array(v) and "array" or "object" end
+    if type(v) == "number" then return "number (" .. tostring(v) .. ")" end
+    if type(v) == "boolean" then return "boolean (" .. tostring(v) .. ")" end
+    if type(v) == "string" and #v <= 40 then return string.format("string %q", v) end
+    return type(v)
+end
+_M.json_type = json_type
+
 -- parse(text) -> { entity, tenant_id, record } or { skip = reason }
 function _M.parse(text)
     if text:byte(-1) == 13 then text = text:sub(1, -2) end -- CRLF files
@@ -59,14 +72,21 @@ function _M.parse(text)
     end
     if not is_object(v) then return { skip = "not a JSON object" } end
     local entity = v.entity
-    if type(entity) ~= "string" or entity == "" then return { skip = "missing \"entity\"" } end
+    if entity == nil or entity == null or entity == "" then return { skip = "missing \"entity\"" } end
+    if type(entity) ~= "string" then return { skip = "\"entity\" must be a string, got " .. json_type(entity) } end
     local name = KNOWN[entity]
     if not name then return { skip = string.format("unknown entity %q", entity) } end
     local record = v.record
-    if not is_object(record) then return { skip = name .. ": missing \"record\" (a JSON object)" } end
+    if record == nil or record == null then return { skip = name .. ": missing \"record\" (a JSON object)" } end
+    if not is_object(record) then
+        return { skip = name .. ": \"record\" must be a JSON object, got " .. json_type(record) }
+    end
     local t = v.tenant_id
     if t == null then t = nil end
-    if t ~= nil and (type(t) ~= "string" or t == "") then return { skip = name .. ": tenant_id must be a string" } end
+    if t ~= nil and type(t) ~= "string" then
+        return { skip = name .. ": tenant_id must be a string, got " .. json_type(t) }
+    end
+    if t == "" then return { skip = name .. ": tenant_id must not be empty" } end
     local rt = record.tenant_id
     if name == "tenants" then
         if present(record.id) and t and record.id ~= t then
@@ -74,6 +94,9 @@ function _M.parse(text)
         end
         t = t or (type(record.id) == "string" and record.id or nil)
     elseif present(rt) then
+        if type(rt) ~= "string" then
+            return { skip = name .. ": record.tenant_id must be a string, got " .. json_type(rt) }
+        end
         if t and rt ~= t then
             return { skip = string.format("%s: tenant_id %q differs from record.tenant_id %q", name, t, tostring(rt)) }
         end
@@ -103,16 +126,20 @@ local function skip(fmt, ...)
     error({ skip = string.format(fmt, ...) }, 0)
 end
 
+-- A required string field: missing, of another JSON type and empty are three different messages.
 local function need(v, entity, name)
-    if type(v) ~= "string" or v == "" then skip("%s: missing required field: %s", entity, name) end
+    if v == nil or v == null then skip("%s: missing required field: %s", entity, name) end
+    if type(v) ~= "string" then skip("%s: %s must be a string, got %s", entity, name, json_type(v)) end
+    if v == "" then skip("%s: %s must not be empty", entity, name) end
     return v
 end
 
 -- "2024-01-01T00:00:00Z" -> epoch ms, or a skip when malformed
 local function time_ms(v, entity, name)
     if not present(v) then return nil end
-    local ms = type(v) == "string" and util.parse_iso(v) or nil
-    if not ms then skip("%s: %s must be an ISO-8601 timestamp", entity, name) end
+    if type(v) ~= "string" then skip("%s: %s must be an ISO-8601 timestamp string, got %s", entity, name, json_type(v)) end
+    local ms = util.parse_iso(v)
+    if not ms then skip("%s: %s must be an ISO-8601 timestamp, got %q", entity, name, v) end
     return ms
 end
 
@@ -289,9 +316,9 @@ function _M.builder(opts)
         clock = opts.now_ms
         local ok, err = pcall(import, BY_NAME[entity], t, record, sink)
         if not ok then
-            if type(err) == "table" and err.skip then error(err, 0) end
+            if (type(err) == "table" and err.skip) or cli_args.is_interrupt(err) then error(err, 0) end
             local msg = errors.is(err) and err.message or tostring(err)
-            skip("%s: %s", entity, msg)
+            skip("%s: %s", entity, _M.explain(msg, record))
         end
         if #sink == 0 then skip("%s: nothing to write", entity) end
         local linked
@@ -302,6 +329,25 @@ function _M.builder(opts)
     end
 
     return self
+end
+
+-- explain(message, record) -> message naming what the record holds when create refused a field:
+-- the store says "name is required" also for a name that is there but a number, and "email must
+-- be a string" without saying what it got.
+function _M.explain(msg, record)
+    local field = msg:match("^([%w_]+) is required$")
+    if field and type(record) == "table" then
+        local v = record[field]
+        if v ~= nil and v ~= null and type(v) ~= "string" then
+            return string.format("%s must be a string, got %s", field, json_type(v))
+        end
+        return msg
+    end
+    field = msg:match("^([%w_]+) must be an? [%w%- ]+$")
+    if field and type(record) == "table" and record[field] ~= nil then
+        return string.format("%s, got %s", msg, json_type(record[field]))
+    end
+    return msg
 end
 
 -- key of an item, as one string

@@ -5,6 +5,7 @@
 -- someone else in the table is skipped, never overwritten (and a stored user's hasLinked marker is
 -- kept). Also the worker process loop (`_import-worker`) that runs a writer
 -- over records piped in by the importer. Does not parse import files or decide what a record is.
+local args = require "authhero.aws.cli.args"
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
 local records = require "authhero.aws.cli.records"
@@ -25,7 +26,9 @@ local function reason_of(err)
 end
 
 -- new(client, table_name, { check = true, group = 100, on_skip = f(line, reason),
---                           on_fail = f(line, reason) })
+--                           on_fail = f(line, reason), stop = f() -> true to stop })
+-- stop is asked before every BatchWriteItem and BatchGetItem: when it says true, the writer raises
+-- the interpreter's "interrupted!" error (as Ctrl-C does) instead of sending.
 function _M.new(client, table_name, opts)
     opts = opts or {}
     return setmetatable({
@@ -35,6 +38,7 @@ function _M.new(client, table_name, opts)
         group = opts.group or DEFAULT_GROUP,
         on_skip = opts.on_skip or function() end,
         on_fail = opts.on_fail or function() end,
+        stop = opts.stop,
         pending = {},
         npending = 0,
         stats = { records = 0, items = 0, skipped = 0, failed = 0 },
@@ -59,6 +63,15 @@ function _M._fail(self, rec, reason)
     self.on_fail(rec.line, one_line(reason))
 end
 
+_M.INTERRUPTED = "interrupted!"
+
+-- Raises "interrupted!" when the stop predicate says so; and re-raises Ctrl-C's error, which a
+-- pcall around a request must not turn into a failed record.
+function _M._check_stop(self, err)
+    if err ~= nil and args.is_interrupt(err) then error(err, 0) end
+    if self.stop and self.stop() then error(_M.INTERRUPTED, 0) end
+end
+
 -- Records whose guard/pointer items are free or already theirs; the others are skipped.
 function _M._owned(self, recs)
     local keys, wanted = {}, {}
@@ -75,8 +88,10 @@ function _M._owned(self, recs)
         end
     end
     if #keys == 0 then return recs end
+    self:_check_stop()
     local ok, got, left = pcall(self.client.batch_get, self.client, self.table, keys, { ConsistentRead = true })
     if not ok then
+        self:_check_stop(got)
         for _, r in ipairs(recs) do self:_fail(r, "could not read guard items: " .. reason_of(got)) end
         return {}
     end
@@ -119,9 +134,11 @@ end
 -- not yet confirmed; a record is written when it reaches 0, failed (false) when any item is not.
 function _M._send(self, chunk, owners, state)
     if #chunk == 0 then return end
+    self:_check_stop()
     local ok, left = pcall(self.client.batch_write, self.client, self.table, chunk)
     local lost = {}
     if not ok then
+        self:_check_stop(left)
         local why = reason_of(left)
         for _, r in ipairs(owners) do
             if state[r] then
@@ -238,9 +255,12 @@ local function my_pid()
     return 0
 end
 
--- worker(make_client, table_name, { check, status = path, results = path }): reads records on stdin
--- until EOF and writes them. Never exits early: if the client cannot be made, every record is
--- reported failed, so the importer's pipe never breaks.
+-- worker(make_client, table_name, { check, status = path, results = path, stop = path })
+-- -> stats, interrupted. Reads records on stdin until EOF and writes them. Never exits early on a
+-- failure: if the client cannot be made, every record is reported failed, so the importer's pipe
+-- never breaks. Stops at once, without writing what is still queued, on Ctrl-C (SIGINT: the
+-- importer sends one when it is interrupted) or when the file `stop` exists (checked before every
+-- request); either way the final status (done, with what was written) is written first.
 function _M.worker(make_client, table_name, opts)
     _M.pid = my_pid()
     local results = assert(io.open(opts.results, "a"))
@@ -248,36 +268,51 @@ function _M.worker(make_client, table_name, opts)
     local function report(kind)
         return function(line, reason) results:write(kind, "\t", line, "\t", reason, "\n") end
     end
+    local stop
+    if opts.stop then
+        stop = function()
+            local f = io.open(opts.stop, "r")
+            if f then f:close() end
+            return f ~= nil
+        end
+    end
     local ok, client = pcall(make_client)
     local w = _M.new(ok and client or nil, table_name, { check = opts.check, on_skip = report("skip"),
-        on_fail = report("fail") })
+        on_fail = report("fail"), stop = stop })
     local broken = not ok and ("cannot create the DynamoDB client: " .. reason_of(client)) or nil
     write_status(opts.status, w, false, ok and client or nil)
-    local last = core.now()
-    for text in io.lines() do
-        local line, items, check = _M.decode_record(text)
-        if line then
-            if broken then
-                w:_fail({ line = line }, broken)
-            else
-                w:add(line, items, check)
+    local run_ok, run_err = pcall(function()
+        local last = core.now()
+        for text in io.lines() do
+            local line, items, check = _M.decode_record(text)
+            if line then
+                if broken then
+                    w:_fail({ line = line }, broken)
+                else
+                    w:add(line, items, check)
+                end
+            end
+            local now = core.now()
+            if now - last >= 0.2 then
+                last = now
+                results:flush()
+                write_status(opts.status, w, false, ok and client or nil)
             end
         end
-        local now = core.now()
-        if now - last >= 0.2 then
-            last = now
-            results:flush()
-            write_status(opts.status, w, false, ok and client or nil)
+        if not broken then
+            local fok, err = pcall(w.flush, w)
+            if not fok then
+                w:_check_stop(err)
+                report("fail")(0, "worker: " .. reason_of(err))
+            end
         end
-    end
-    if not broken then
-        local fok, err = pcall(w.flush, w)
-        if not fok then report("fail")(0, "worker: " .. reason_of(err)) end
-    end
+    end)
+    local interrupted = not run_ok and args.is_interrupt(run_err)
+    if not run_ok and not interrupted then error(run_err, 0) end
     results:close()
     write_status(opts.status, w, true, ok and client or nil)
     if ok and client.close then client:close() end
-    return w.stats
+    return w.stats, interrupted
 end
 
 return _M
