@@ -9,6 +9,7 @@
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/5.4/?.so;" .. package.cpath
 local aws = require "authhero.aws"
+local pwhash = require "authhero.aws.password"
 
 local endpoint = os.getenv("DYNAMODB_ENDPOINT")
 local client = aws.client.new({
@@ -56,10 +57,11 @@ local conn = db.connections.create(T, { id = "con-db", name = "Username-Password
     strategy = "Username-Password-Authentication" })
 step("created connection " .. conn.name)
 
--- sign-up: the auth server hashes the password; the adapter stores the hash with the user
-local HASH = "$argon2id$v=19$m=65536,t=3,p=4$c2FsdHlzYWx0$QWRhJ3MgaGFzaCwgbm90IGhlciBwYXNzd29yZA"
+-- sign-up: the auth server hashes the password (bcrypt at cost 10, as AuthHero does, so AuthHero
+-- can check it too); the adapter stores the hash with the user
+local HASH = pwhash.hash("correct horse battery staple")
 local ada = db.users.create(T, { email = "Ada@Acme.Example", connection = conn.name, provider = "auth2",
-    name = "Ada Lovelace", password = { hash = HASH, algorithm = "argon2id" } })
+    name = "Ada Lovelace", password = { hash = HASH, algorithm = "bcrypt" } })
 step("signed up " .. ada.email .. " as " .. ada.user_id .. " (user, email guard, password: 1 transaction)")
 
 local ok, err = pcall(db.users.create, T, { email = "ada@acme.example", connection = conn.name, provider = "auth2" })
@@ -70,8 +72,9 @@ step("signing up ada@acme.example again -> " .. tostring(err))
 local found = db.users.getByEmail(T, "ADA@acme.example")
 local pw = db.passwords.get(T, found.user_id)
 assert(found.user_id == ada.user_id and pw.password == HASH)
+assert(pwhash.verify("correct horse battery staple", pw.password) and not pwhash.verify("wrong horse", pw.password))
 db.users.update(T, found.user_id, { login_count = found.login_count + 1, last_login = iso() })
-step("logged in by email: found " .. found.user_id .. ", password hash matches, login counted")
+step("logged in by email: found " .. found.user_id .. ", bcrypt password check passed, login counted")
 
 local session = db.sessions.create(T, { id = "ses-" .. os.time(), user_id = ada.user_id, login_session_id = "ls-1",
     clients = { app.client_id }, expires_at = iso(24 * 3600) })

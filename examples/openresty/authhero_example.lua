@@ -1,8 +1,10 @@
 -- The example's request handler: sign-up, password login with a session, user lookup and listing
 -- over AuthHero's adapters, plus /slow (ngx.sleep then a DynamoDB read) to show that requests run
 -- concurrently in one worker. The client is made per worker on its first request (cosockets do not
--- exist in init phases). Left out on purpose: real password hashing (see DEMO_ALGORITHM), tokens,
--- rate limits, CSRF: this shows the storage layer, not an auth server.
+-- exist in init phases). Passwords are bcrypt hashes at cost 10 (authhero.aws.password), the ones
+-- AuthHero itself writes and reads, so users signed up here or by AuthHero log in on either side.
+-- Each hash or check holds the worker ~50 ms of CPU (README.md beside this file). Left out on
+-- purpose: tokens, rate limits, CSRF: this shows the storage layer, not an auth server.
 --
 --   POST /signup   {"email", "password"}  -> 201 {user}      | 400 | 409 already exists
 --   POST /login    {"email", "password"}  -> 200 {session_id, user_id} | 401
@@ -13,16 +15,14 @@
 -- luacheck: globals ngx
 local cjson = require "cjson.safe"
 local aws = require "authhero.aws"
--- Only for the demo hash below; application code otherwise goes through require "authhero.aws".
-local core = require "authhero.aws.core"
+local pwhash = require "authhero.aws.password"
 
 local _M = {}
 
 local CONNECTION = "Username-Password-Authentication"
 local PROVIDER = "auth2"
--- DEMO ONLY. One salted SHA-256 is far too fast to resist guessing once a hash leaks. A real server
--- stores argon2id (AuthHero's default), bcrypt or scrypt hashes made by a vetted library.
-local DEMO_ALGORITHM = "demo-salted-sha256"
+-- What AuthHero 9.6.1 writes on sign-up (bcryptjs, cost 10) and the only kind its login checks.
+local ALGORITHM = "bcrypt"
 local SESSION_SECONDS = 24 * 3600
 
 local function env(name, default)
@@ -84,23 +84,23 @@ local function random_hex(n)
     return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
-local function hash_password(password, salt)
-    salt = salt or random_hex(16)
-    return "sha256$" .. salt .. "$" .. core.sha256_hex(salt .. password)
-end
+-- A hash no password matches, checked when the email is unknown, so that a login for an unknown
+-- address takes as long as one with a wrong password (no user enumeration by timing).
+local NO_USER_HASH
 
--- Compares every byte whatever the first difference, so timing says nothing about the hash.
-local function same(a, b)
-    if #a ~= #b then return false end
-    local bit = require "bit"
-    local d = 0
-    for i = 1, #a do d = bit.bor(d, bit.bxor(a:byte(i), b:byte(i))) end
-    return d == 0
-end
-
-local function check_password(password, stored)
-    local salt = type(stored) == "string" and stored:match("^sha256%$(%x+)%$%x+$")
-    return salt ~= nil and same(hash_password(password, salt), stored)
+-- check_password(password, stored) -> boolean. A stored hash authhero.aws.password cannot read (a
+-- format other than bcrypt or argon2id) is logged and refuses the login, not a 400 to the user.
+local function check_password(password, stored, user_id)
+    if stored == nil then
+        NO_USER_HASH = NO_USER_HASH or pwhash.hash(random_hex(16), { cost = pwhash.BCRYPT_COST })
+        pwhash.verify(password, NO_USER_HASH)
+        return false
+    end
+    local ok, res = pcall(pwhash.verify, password, stored)
+    if ok then return res end
+    if not aws.errors.is(res, "ValidationError") then error(res, 0) end
+    ngx.log(ngx.ERR, "user ", user_id, ": stored password hash is not one authhero.aws.password reads: ", res.message)
+    return false
 end
 
 local function credentials_of(doc)
@@ -135,7 +135,7 @@ local function signup(s)
     ensure_tenant(s)
     local user = s.adapters.users.create(s.tenant, {
         email = email, connection = CONNECTION, provider = PROVIDER, email_verified = false,
-        password = { hash = hash_password(password), algorithm = DEMO_ALGORITHM },
+        password = { hash = pwhash.hash(password), algorithm = ALGORITHM },
     })
     reply(201, user)
 end
@@ -147,7 +147,7 @@ local function login(s)
     local q = 'email:"' .. email .. '" provider:' .. PROVIDER
     local user = A.users.list(s.tenant, { q = q, per_page = 1 }).users[1]
     local pw = user and A.passwords.get(s.tenant, user.user_id)
-    if not (pw and check_password(password, pw.password)) then
+    if not check_password(password, pw and pw.password, user and user.user_id) then
         fail(401, "invalid_credentials", "wrong email or password")
     end
     local now = ngx.time()
