@@ -422,6 +422,17 @@ local function may_have_acted(err)
     return type(err.status) == "number" and err.status >= 500 or TRANSIENT[code] == true
 end
 
+-- Raises err with what the call was (op, table, attempts; maybe_applied when a write's attempt may
+-- have acted). Only failures get here, so the success path pays for none of it.
+local function fail(err, op, params, attempt, maybe)
+    if errors.is(err) then
+        err.op, err.table = op, tables_of(params)
+        err.attempts = attempt
+        if maybe and not is_read(op, params) then err.maybe_applied = true end
+    end
+    error(err, 0)
+end
+
 -- call(op, params [, opts]) -> the reply with items unmarshalled; raises the error object.
 -- opts.idempotent: true or false overrides the call's own classification (see the header).
 function _M.call(self, op, params, opts)
@@ -448,20 +459,10 @@ function _M.call(self, op, params, opts)
         if add_token then p.ClientRequestToken = util.new_id(32) end -- one per call, 1-36 characters
         params = p
     end
-    local idempotent = declared
-    if idempotent == nil then idempotent = idempotent_by_nature(op, params) end
-    local write = not is_read(op, params)
+    local idempotent = declared -- nil: by what the call asks (idempotent_by_nature), decided on a failure
     local attempt, maybe = 0, false
-    local function fail(err)
-        if errors.is(err) then
-            err.op, err.table = op, tables_of(params)
-            err.attempts = attempt
-            if maybe and write then err.maybe_applied = true end
-        end
-        error(err, 0)
-    end
     local eok, body = pcall(core.encode_request, params) -- bad input raises here, before any request
-    if not eok then fail(body) end
+    if not eok then fail(body, op, params, attempt, maybe) end
     local transport = self._transport
     local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true }
     local started = self._now()
@@ -493,11 +494,12 @@ function _M.call(self, op, params, opts)
         local kind = classify(err)
         local acted = may_have_acted(err)
         maybe = maybe or acted
+        if acted and idempotent == nil then idempotent = idempotent_by_nature(op, params) end
         if acted and not idempotent and kind ~= nil then
             -- re-sending could apply the write a second time: leave that to the caller
             err.retryable = false
             err.gave_up = "not idempotent"
-            fail(err)
+            fail(err, op, params, attempt, maybe)
         end
         -- The one-off retries below (clock skew, expired credentials) happen at most once per call,
         -- outside the attempt budget and quota: the server refused those requests unread.
@@ -506,14 +508,14 @@ function _M.call(self, op, params, opts)
             -- lost): reconnect at once; it counts as an attempt (the transport never replays)
             if attempt >= self._max_attempts then
                 err.gave_up = "attempts"
-                fail(err)
+                fail(err, op, params, attempt, maybe)
             end
             reconnected = true
             self.stats.retries = self.stats.retries + 1
         elseif kind == "skew" and not skew_fixed then
             -- correct the clock from the server's Date and retry once
             local server = parse_http_date(ok and res.headers and res.headers.date)
-            if not server then fail(err) end
+            if not server then fail(err, op, params, attempt, maybe) end
             self._clock_offset = server - self._now()
             skew_fixed = true
             attempt = attempt - 1
@@ -527,12 +529,12 @@ function _M.call(self, op, params, opts)
             local cost = (err.reason == "timeout") and TIMEOUT_RETRY_COST or RETRY_COST
             if attempt >= self._max_attempts then
                 err.gave_up = "attempts"
-                fail(err)
+                fail(err, op, params, attempt, maybe)
             end
             if self._quota < cost then
                 err.quota_exhausted = true
                 err.gave_up = "quota"
-                fail(err)
+                fail(err, op, params, attempt, maybe)
             end
             local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
             local delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
@@ -540,7 +542,7 @@ function _M.call(self, op, params, opts)
             if elapsed + delay > self._max_time then
                 err.gave_up = "time"
                 err.elapsed_ms = math.floor(elapsed * 1000 + 0.5)
-                fail(err)
+                fail(err, op, params, attempt, maybe)
             end
             self._quota = self._quota - cost
             retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
@@ -549,7 +551,7 @@ function _M.call(self, op, params, opts)
             self._sleep(delay)
         else
             if kind == "skew" or kind == "credentials" then err.retryable = false end -- already retried
-            fail(err)
+            fail(err, op, params, attempt, maybe)
         end
     end
 end
