@@ -107,7 +107,10 @@ describe("schema: the registry", function()
             assert.truthy(table.concat(u, " "):find(want, 1, true), want)
         end
         assert.same({ "rolePermissions/item", "userRoles/GSI2" }, edges("roles"))
-        assert.same({ "clientConnections/item", "clientGrants/GSI1" }, edges("clients"))
+        assert.same({ "clientConnections/item", "clientGrants/GSI1", "clientRegistrationTokens/GSI2" }, edges("clients"))
+        assert.same({ "clientConnections/GSI1", "organizationConnections/GSI2" }, edges("connections"))
+        assert.same({ "invites/GSI1", "organizationConnections/item", "userOrganizations/item" }, edges("organizations"))
+        assert.truthy(table.concat(u, " "):find("authenticationMethods/GSI1", 1, true))
     end)
 
     it("refuses a tenant-scoped key outside the tenant's partition", function()

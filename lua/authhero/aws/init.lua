@@ -20,6 +20,9 @@ function _M.create_adapters(client, opts)
     for _, E in ipairs(_M.schema.entities) do
         if E.module then adapters[E.name] = require("authhero.aws.adapters." .. E.module)(ctx, adapters) end
     end
+    -- actions, actionVersions, actionExecutions: nothing stored, every method raises 501 (contract §7)
+    local unsupported = require "authhero.aws.adapters.unsupported"
+    for name in pairs(unsupported.ADAPTERS) do adapters[name] = unsupported.adapter(name) end
     -- transaction(fn) -> fn(adapters)'s results (contract §7): DynamoDB cannot wrap an arbitrary
     -- sequence of reads and writes, so there is no atomicity and no rollback; the adapters that must
     -- keep several items in step use TransactWriteItems themselves.

@@ -1,8 +1,9 @@
 -- connections (contract §4.5): PK TENANT#{t} / SK CONNECTION#{id}, with the name index GSI1
 -- TENANT#{t}#CONNECTION_NAME#{name} / CONNECTION (rewritten on rename) serving `q = "name:…"`.
--- Names are not unique. remove detaches the connection from clients (the client-connection items
--- the registry lists under it); organization connections referencing it are left. The module is
--- callable; `record(item)` is shared with client_connections.
+-- Names are not unique. remove detaches the connection from clients and organizations (the
+-- client-connection and organization-connection items the registry lists under it, found through
+-- their GSI1 / GSI2 connection keys). The module is callable; `record(item)` is shared with
+-- client_connections.
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
