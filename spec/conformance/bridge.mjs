@@ -122,6 +122,9 @@ const BOOL = { kind: "boolean" }, NUMBER = { kind: "number" }, VOID = { kind: "v
 export function resultKinds(ai) {
     const withTenant = ai.clientSchema.extend({ tenant_id: ai.tenantSchema.shape.id });
     const textEntry = ai.customTextEntrySchema.pick({ prompt: true, language: true });
+    // adapter-interfaces types UniversalLoginTemplate ({ body: string }) without a zod schema of
+    // its own: the email template's `body` is the same field
+    const ulTemplate = ai.emailTemplateSchema.pick({ body: true });
     return {
         "tenants.create": one(ai.tenantSchema), "tenants.get": maybe(ai.tenantSchema),
         "tenants.list": list("tenants", ai.tenantSchema, "nested"), "tenants.update": VOID,
@@ -189,7 +192,7 @@ export function resultKinds(ai) {
         "promptSettings.set": VOID, "promptSettings.get": one(ai.promptSettingSchema),
         "customText.get": maybe(ai.customTextSchema), "customText.set": VOID, "customText.delete": VOID,
         "customText.list": array(textEntry),
-        "universalLoginTemplates.get": ANY, "universalLoginTemplates.set": VOID,
+        "universalLoginTemplates.get": maybe(ulTemplate), "universalLoginTemplates.set": VOID,
         "universalLoginTemplates.delete": VOID,
         "emailProviders.update": VOID, "emailProviders.create": VOID,
         "emailProviders.get": maybe(ai.emailProviderSchema), "emailProviders.remove": VOID,
@@ -518,6 +521,24 @@ export class Recorder {
         if (c.samples.size < 6) c.samples.add(`(${args.map((a) => shape(a)).join(", ")})`);
     }
 
+    // What DynamoDB one call of `key` cost (the worker's reply.cost), summed per method.
+    cost(key, cost) {
+        const c = this.calls.get(key);
+        if (!c || !cost) return;
+        c.requests = (c.requests ?? 0) + (cost.requests ?? 0);
+        c.rcu = (c.rcu ?? 0) + (cost.rcu ?? 0);
+        c.wcu = (c.wcu ?? 0) + (cost.wcu ?? 0);
+        c.costed = (c.costed ?? 0) + 1;
+    }
+
+    // A structured error the Lua adapter raised (its status), counted per method.
+    error(key, status) {
+        const c = this.calls.get(key);
+        if (!c) return;
+        c.errors ??= new Map();
+        c.errors.set(status, (c.errors.get(status) ?? 0) + 1);
+    }
+
     miss(key) {
         this.missing.set(key, (this.missing.get(key) ?? 0) + 1);
     }
@@ -568,12 +589,16 @@ export function createDataAdapters({ worker, types, describe, kinds, totals, rec
         const key = `${adapter}.${method}`;
         recorder.call(key, args, scope !== undefined);
         const reply = await worker.request({ op: "call", adapter, method, ...encodeArgs(args), scope });
+        recorder.cost(key, reply.cost);
         if (reply.missing) {
             recorder.miss(key);
             throw new HTTPException(501, { message: `MISSING: ${key} is not implemented by the Lua adapters` });
         }
         if (reply.ok === false) {
-            if (reply.error) throw toError(reply.error);
+            if (reply.error) {
+                recorder.error(key, reply.error.status);
+                throw toError(reply.error);
+            }
             recorder.bug(key, reply.bug);
             throw new Error(`Lua error in ${key}: ${reply.bug}`);
         }
@@ -600,6 +625,7 @@ export function createDataAdapters({ worker, types, describe, kinds, totals, rec
                         code: "JsCallbackError", message: String(e?.message ?? e) } });
                 });
         });
+        recorder.cost("transaction", reply.cost);
         if (reply.missing) {
             recorder.miss("transaction");
             throw new HTTPException(501, { message: "MISSING: transaction is not implemented by the Lua adapters" });

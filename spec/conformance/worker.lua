@@ -12,8 +12,9 @@
 --        args: the JS argument list (length n); undef: 0-based positions that were `undefined`
 --        (they arrive as nil; JSON null arrives as core.null); scope: a transaction's id, whose
 --        adapters (the table Lua's transaction handed to its callback) then serve the call
---        -> { ok = true, result? } | { ok = false, error = { status, code, message } }
---         | { ok = false, bug = "..." } (a plain-string raise) | { missing = true }
+--        -> { ok = true, result?, cost } | { ok = false, error = { status, code, message }, cost }
+--         | { ok = false, bug = "...", cost } (a plain-string raise) | { missing = true }
+--        cost = { requests, rcu, wcu }: what DynamoDB the call cost (cost_since below)
 --   { op = "transaction", scope? }           -> calls adapters.transaction(fn); fn sends
 --        { event = "callback", id, trx } and waits (its coroutine parked) for
 --   { op = "callback_done", trx, ok, result | error }   (no reply of its own)
@@ -130,6 +131,21 @@ local function unpack_args(req)
     return args, n
 end
 
+-- What DynamoDB a call cost: the client's counters before and after it. A call's coroutine runs
+-- to its end without yielding (the transport blocks), so the difference is that call's own; a
+-- transaction's is that of every call made while its JS callback ran (the transaction itself
+-- sends nothing of its own, contract §7), so those are counted twice in a sum over methods.
+local function cost_since(before)
+    local s = client.stats
+    return { requests = s.requests - before.requests, rcu = s.read_capacity - before.read_capacity,
+        wcu = s.write_capacity - before.write_capacity }
+end
+
+local function snapshot()
+    local s = client.stats
+    return { requests = s.requests, read_capacity = s.read_capacity, write_capacity = s.write_capacity }
+end
+
 local function traced(f, ...)
     local trace
     local res = table.pack(xpcall(f, function(e)
@@ -150,9 +166,11 @@ local function handle_call(req)
     local f = type(a) == "table" and a[req.method] or nil
     if type(f) ~= "function" then return { missing = true } end
     local args, n = unpack_args(req)
+    local before = snapshot()
     local res, trace = traced(f, table.unpack(args, 1, n))
-    if not res[1] then return failure(res[2], trace) end
-    return { ok = true, result = res[2] }
+    local reply = res[1] and { ok = true, result = res[2] } or failure(res[2], trace)
+    reply.cost = cost_since(before)
+    return reply
 end
 
 local function handle_transaction(req)
@@ -160,6 +178,7 @@ local function handle_transaction(req)
     if req.scope ~= nil then target = scopes[req.scope] or adapters end
     local t = type(target) == "table" and target.transaction or nil
     if type(t) ~= "function" then return { missing = true } end
+    local before = snapshot()
     local res, trace = traced(t, function(trx)
         next_trx = next_trx + 1
         local id = next_trx
@@ -169,8 +188,9 @@ local function handle_transaction(req)
         if not ok then error(value, 0) end
         return value
     end)
-    if not res[1] then return failure(res[2], trace) end
-    return { ok = true, result = res[2] }
+    local reply = res[1] and { ok = true, result = res[2] } or failure(res[2], trace)
+    reply.cost = cost_since(before)
+    return reply
 end
 
 -- Resumes a call's coroutine until it ends (reply sent) or parks on a JS callback.
