@@ -6,14 +6,19 @@
 #   examples/create-table-aws-cli.sh [TABLE]          table: $1, else DYNAMODB_TABLE_NAME, else authhero
 #   ENDPOINT=http://127.0.0.1:8000 examples/create-table-aws-cli.sh   (DynamoDB Local)
 #
-# Region and credentials come from the AWS CLI's usual configuration (AWS_REGION, AWS_PROFILE, ...).
+# Region: AWS_REGION, else AWS_DEFAULT_REGION, passed on as --region (AWS CLI v1 reads only
+# AWS_DEFAULT_REGION or --region), else the profile's region. Credentials come from the AWS CLI's
+# usual configuration (AWS_PROFILE, AWS_ACCESS_KEY_ID, ...); DynamoDB Local needs some too, dummy
+# ones will do.
 set -euo pipefail
 
 TABLE=${1:-${DYNAMODB_TABLE_NAME:-authhero}}
-EP=()
-[ -n "${ENDPOINT:-}" ] && EP=(--endpoint-url "$ENDPOINT")
+CONN=()
+[ -n "${ENDPOINT:-}" ] && CONN=(--endpoint-url "$ENDPOINT")
+REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+[ -n "$REGION" ] && CONN+=(--region "$REGION")
 
-aws dynamodb create-table "${EP[@]}" \
+aws dynamodb create-table "${CONN[@]}" \
   --table-name "$TABLE" \
   --attribute-definitions \
     AttributeName=PK,AttributeType=S \
@@ -31,9 +36,9 @@ aws dynamodb create-table "${EP[@]}" \
   --output text --query 'TableDescription.TableArn'
 
 # TTL can only be switched on once the table is ACTIVE
-aws dynamodb wait table-exists "${EP[@]}" --table-name "$TABLE"
+aws dynamodb wait table-exists "${CONN[@]}" --table-name "$TABLE"
 
-aws dynamodb update-time-to-live "${EP[@]}" \
+aws dynamodb update-time-to-live "${CONN[@]}" \
   --table-name "$TABLE" \
   --time-to-live-specification "Enabled=true, AttributeName=ttl" \
   --output text --query 'TimeToLiveSpecification.AttributeName'
