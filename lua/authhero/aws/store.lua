@@ -290,6 +290,14 @@ function _M.get_item(self, pk, sk, consistent)
     return nil
 end
 
+-- get_valid(key, record) -> the live item at key, read consistently, when record(item) accepts it
+-- (the entity's own record reader: right type, fields it needs), else nil.
+function _M.get_valid(self, key, record)
+    local item = self:get_item(key.PK, key.SK, true)
+    if record(item) == nil then return nil end
+    return item
+end
+
 -- Exactly once for conditional writes. Their requests ask for the item that failed the condition
 -- (ReturnValuesOnConditionCheckFailure = ALL_OLD) and are declared idempotent to the client, which
 -- then re-sends them after a failure the server may have acted on (a 5xx, a lost reply). When such

@@ -101,10 +101,7 @@ end
 
 return function(ctx)
     local function get_raw(t, id)
-        local k = keys.authentication_method(t, id)
-        local item = ctx:get_item(k.PK, k.SK, true)
-        if record(item) == nil then return nil end
-        return item
+        return ctx:get_valid(keys.authentication_method(t, id), record)
     end
 
     -- Does method owner_id (read consistently) still have this credential id? (drop_stale_guard)

@@ -97,10 +97,7 @@ return function(ctx)
     end
 
     local function get_raw(t, id)
-        local k = keys.client_grant(t, id)
-        local item = ctx:get_item(k.PK, k.SK, true)
-        if record(item) == nil then return nil end
-        return item
+        return ctx:get_valid(keys.client_grant(t, id), record)
     end
 
     -- Does grant `owner_id` still have this (client_id, audience)? (store.drop_stale_guard)

@@ -49,10 +49,7 @@ end
 return function(ctx)
     -- the live token item, or nil
     local function get_raw(t, id)
-        local k = keys.client_registration_token(t, id)
-        local item = ctx:get_item(k.PK, k.SK, true)
-        if record(item) == nil then return nil end
-        return item
+        return ctx:get_valid(keys.client_registration_token(t, id), record)
     end
 
     local M = {}

@@ -136,10 +136,7 @@ return function(ctx)
     end
 
     local function get_raw(t, id)
-        local k = keys.resource_server(t, id)
-        local item = ctx:get_item(k.PK, k.SK, true)
-        if record(item) == nil then return nil end
-        return item
+        return ctx:get_valid(keys.resource_server(t, id), record)
     end
 
     -- Does resource server `owner_id` still have this identifier? (store.drop_stale_guard)
