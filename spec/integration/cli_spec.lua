@@ -294,6 +294,17 @@ describe("authhero-dynamo", function()
             assert.truthy(vout:find("8 lines not checked", 1, true), vout)
         end)
 
+        it("names an expired line by its own id and the time it expired (logs: log_id, date + retention)", function()
+            local path = tmp("expired.jsonl")
+            write(path, {
+                '{"entity":"logs","tenant_id":"acme","record":{"log_id":"log_old","type":"s","isMobile":false,"date":"2001-01-01T00:00:00.000Z"}}',
+            })
+            local rc, out, err = cli(new_table("expired"), "import " .. q(path))
+            assert.equals(3, rc, err)
+            -- the default retention is 30 days
+            assert.truthy(out:find('line 1 skipped: logs "log_old": expired at 2001-01-31T00:00:00Z', 1, true), out)
+        end)
+
         it("never takes a unique value over from another record already in the table", function()
             local tenant = "own-" .. stamp
             local tc = new_table("owner")

@@ -13,6 +13,7 @@ local progress = require "authhero.aws.cli.progress"
 local records = require "authhero.aws.cli.records"
 local writer = require "authhero.aws.cli.writer"
 local schema = require "authhero.aws.schema"
+local util = require "authhero.aws.util"
 
 local _M = {}
 
@@ -64,6 +65,12 @@ _M.spec = {
     max = 1,
     epilog = _M.FORMAT,
 }
+
+-- The id a line's record goes by (the registry's cli.id, else id), for messages.
+local function record_id(entity, record)
+    local E = schema.entity(entity)
+    return record[E.cli and E.cli.id or "id"] or record.id
+end
 
 local function count_lines(path)
     local f = io.open(path, "rb")
@@ -452,8 +459,7 @@ function _M.run(cli, opts, pos)
                         skip(n, type(items) == "table" and items.skip or tostring(items))
                     elseif not opts.keep_expired and records.expired(items, now_s) then
                         skip(n, string.format("%s %q: expired at %s (--keep-expired writes it anyway)", p.entity,
-                            tostring(p.record.id or p.record.code_id), tostring(p.record.expires_at
-                                or p.record.idle_expires_at)))
+                            tostring(record_id(p.entity, p.record)), (util.iso(items[1].ttl * 1000):gsub("%.000Z$", "Z"))))
                     else
                         local dup = ledger:claim(items, n)
                         if dup then
