@@ -296,9 +296,8 @@ describe("authhero-dynamo", function()
 
         it("names an expired line by its own id and the time it expired (logs: log_id, date + retention)", function()
             local path = tmp("expired.jsonl")
-            write(path, {
-                '{"entity":"logs","tenant_id":"acme","record":{"log_id":"log_old","type":"s","isMobile":false,"date":"2001-01-01T00:00:00.000Z"}}',
-            })
+            write(path, { '{"entity":"logs","tenant_id":"acme","record":{"log_id":"log_old","type":"s",'
+                .. '"isMobile":false,"date":"2001-01-01T00:00:00.000Z"}}' })
             local rc, out, err = cli(new_table("expired"), "import " .. q(path))
             assert.equals(3, rc, err)
             -- the default retention is 30 days
