@@ -128,6 +128,29 @@ end
 
 -- JSON-string attributes --------------------------------------------------------------------------
 
+-- JSON-shaped values as records carry them (core.null is JSON's null) -------------------------------
+
+-- present(v): v is given: neither nil nor JSON null.
+function _M.present(v)
+    return v ~= nil and v ~= core.null
+end
+
+-- is_json_object(v): a table that reads as a JSON object: not null, not marked an array, and with no
+-- array part ({} counts).
+function _M.is_json_object(v)
+    return type(v) == "table" and v ~= core.null and not core.is_array(v) and (next(v) == nil or #v == 0)
+end
+
+-- is_json_array(v): a table that reads as a JSON array: marked as one (core.array), or whose keys are
+-- exactly 1..n.
+function _M.is_json_array(v)
+    if type(v) ~= "table" or v == core.null then return false end
+    if core.is_array(v) then return true end
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    return n == #v
+end
+
 -- Encodes a structured field for storage; kind "array" writes {} as [].
 function _M.json_field(v, kind)
     if v == nil or v == core.null then return nil end

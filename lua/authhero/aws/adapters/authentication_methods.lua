@@ -35,9 +35,7 @@ local EXISTS = "Authentication method already exists"
 local TAKEN = "An authentication method with this credential id already exists"
 local BUSY = "Authentication method was modified concurrently; try again"
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 -- Type checks of what a method or a patch carries (null passes; the callers decide what it means).
 local function check_types(r)

@@ -24,9 +24,7 @@ local TIMES = { "expires_at", "used_at", "revoked_at" }
 local FIELDS = { id = true, token_hash = true, type = true, client_id = true, sub = true, constraints = true,
     single_use = true, expires_at = true, used_at = true, revoked_at = true }
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 local function record(item)
     local r = store.to_record(E, item)

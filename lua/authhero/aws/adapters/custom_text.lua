@@ -4,18 +4,16 @@
 -- AuthHero's; list reads the tenant's CUSTOM_TEXT# range. listEntries (not AuthHero's: for the
 -- command line's export) returns each entry with its text, in AuthHero's CustomTextEntry shape.
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
 
 local keys = schema.keys
-local null = core.null
 
 local E = schema.entity("customText")
 
-local function is_object(v)
-    return type(v) == "table" and v ~= null and not core.is_array(v) and (next(v) == nil or #v == 0)
-end
+local is_object = util.is_json_object
 
 -- AuthHero's customTextSchema: an object of screens, each an object of strings.
 local function check_text(text)

@@ -5,6 +5,7 @@
 -- UpdateItem (false when there is none); remove returns whether there was one. Only the fields of
 -- AuthHero's emailProviderSchema are stored.
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -15,9 +16,7 @@ local null = core.null
 local E = schema.entity("emailProviders")
 local OPTIONAL = { "default_from_address", "settings" }
 
-local function is_object(v)
-    return type(v) == "table" and v ~= null and not core.is_array(v) and (next(v) == nil or #v == 0)
-end
+local is_object = util.is_json_object
 
 -- Checks a provider (patch: absent fields are fine; null removes an optional one).
 local function check(p, patch)

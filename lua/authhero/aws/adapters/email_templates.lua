@@ -4,6 +4,7 @@
 -- attribute names). create is 409 when the name is taken; update is one conditional UpdateItem;
 -- list reads the tenant's EMAIL_TEMPLATE# range (by name).
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -19,9 +20,7 @@ local STORED = { resultUrl = "result_url", urlLifetimeInSeconds = "url_lifetime_
 local FIELDS = { "body", "from", "subject", "syntax", "resultUrl", "urlLifetimeInSeconds", "includeEmailInRedirect",
     "enabled" }
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 -- Checks a template or a patch (patch: absent fields are fine).
 local function check(r, patch)

@@ -4,6 +4,7 @@
 -- retry rules) and a consistent read of the flow it returns, nil when there is none; list pages the
 -- tenant's FLOW# range (store.list).
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -13,13 +14,7 @@ local null = core.null
 
 local E = schema.entity("flows")
 
-local function is_array(v)
-    if type(v) ~= "table" or v == null then return false end
-    if core.is_array(v) then return true end
-    local n = 0
-    for _ in pairs(v) do n = n + 1 end
-    return n == #v
-end
+local is_array = util.is_json_array
 
 local function check(r, patch)
     if not patch or r.name ~= nil then store.need_string(r.name, "name") end

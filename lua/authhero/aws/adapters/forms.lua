@@ -4,6 +4,7 @@
 -- record's, else generated); update is one conditional UpdateItem; list pages the tenant's FORM#
 -- range with q, sort and keyset cursors (store.list).
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local schema = require "authhero.aws.schema"
 local store = require "authhero.aws.store"
@@ -15,17 +16,9 @@ local E = schema.entity("forms")
 -- the structured fields, each "object" or "array" (the registry's json)
 local STRUCTURED = { "messages", "languages", "translations", "nodes", "start", "ending", "style", "links" }
 
-local function is_object(v)
-    return type(v) == "table" and v ~= null and not core.is_array(v) and (next(v) == nil or #v == 0)
-end
+local is_object = util.is_json_object
 
-local function is_array(v)
-    if type(v) ~= "table" or v == null then return false end
-    if core.is_array(v) then return true end
-    local n = 0
-    for _ in pairs(v) do n = n + 1 end
-    return n == #v
-end
+local is_array = util.is_json_array
 
 -- Checks a form or a patch (patch: absent fields are fine; null removes a structured field).
 local function check(r, patch)

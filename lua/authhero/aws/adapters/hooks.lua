@@ -3,6 +3,7 @@
 -- schema); every field is stored, metadata as JSON text. list reads the tenant's hooks with one
 -- Query and orders them in memory (priority descending, absent last, then created_at ascending).
 local core = require "authhero.aws.core"
+local util = require "authhero.aws.util"
 local errors = require "authhero.aws.errors"
 local filter = require "authhero.aws.filter"
 local schema = require "authhero.aws.schema"
@@ -37,9 +38,7 @@ local ENUMS = {
 local FIELDS = set_of({ "hook_id", "trigger_id", "enabled", "synchronous", "priority", "metadata", "url", "form_id",
     "template_id", "code_id", "page_id", "permission_required", "created_at", "updated_at" })
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 -- Type checks of the fields a record or patch carries (null passes: the callers decide what it means).
 local function check_types(r)

@@ -20,9 +20,7 @@ local FIELDS = { id = true, organization_id = true, inviter = true, invitee = tr
     client_id = true, connection_id = true, app_metadata = true, user_metadata = true, ttl_sec = true, roles = true,
     send_invitation_email = true, ticket_id = true }
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 local function is_object(v)
     return type(v) == "table" and v ~= null and not core.is_array(v) and (next(v) == nil or v[1] == nil)

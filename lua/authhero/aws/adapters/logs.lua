@@ -59,9 +59,7 @@ local MAX_DETAILS = 8192
 
 local DAY_MS = 86400 * 1000
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 -- The first n characters (UTF-8 code points) of s.
 local function first_chars(s, n)

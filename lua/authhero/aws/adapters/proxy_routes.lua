@@ -17,21 +17,11 @@ local null = core.null
 local E = schema.entity("proxyRoutes")
 local DEFAULT_PRIORITY = 100
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
-local function is_object(v)
-    return type(v) == "table" and v ~= null and not core.is_array(v) and (next(v) == nil or #v == 0)
-end
+local is_object = util.is_json_object
 
-local function is_array(v)
-    if type(v) ~= "table" or v == null then return false end
-    if core.is_array(v) then return true end
-    local n = 0
-    for _ in pairs(v) do n = n + 1 end
-    return n == #v
-end
+local is_array = util.is_json_array
 
 local function string_array(v, name)
     if not present(v) then return end

@@ -42,9 +42,7 @@ end
 
 local null = core.null
 
-local function present(v)
-    return v ~= nil and v ~= null
-end
+local present = util.present
 
 local function is_object(v)
     return type(v) == "table" and v ~= null and not core.is_array(v)
