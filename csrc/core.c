@@ -176,6 +176,46 @@ static int l_is_binary(lua_State *L)
     return 1;
 }
 
+/* Deep copy of the value at idx, pushed on the stack. Tables are copied (keys by reference, values
+ * recursively) and keep their metatable, so core.array/set/binary marks survive; every other value
+ * is itself. A table nested deeper than COPY_MAX_DEPTH (a cycle, or hostile data) raises. */
+#define COPY_MAX_DEPTH 200
+static void copy_value(lua_State *L, int idx, int depth)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (depth > COPY_MAX_DEPTH)
+        luaL_error(L, "copy: tables nested deeper than %d (a cycle?)", COPY_MAX_DEPTH);
+    luaL_checkstack(L, 6, "copy");
+    idx = lua_absindex(L, idx);
+    int narr = (int)lua_rawlen(L, idx), n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        n++;
+        lua_pop(L, 1);
+    }
+    lua_createtable(L, narr, n > narr ? n - narr : 0);
+    int dst = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, idx)) { /* stack: dst, key, value */
+        lua_pushvalue(L, -2);
+        copy_value(L, -2, depth + 1); /* stack: dst, key, value, key, copy */
+        lua_rawset(L, dst);
+        lua_pop(L, 1);
+    }
+    if (lua_getmetatable(L, idx))
+        lua_setmetatable(L, dst);
+}
+
+static int l_copy(lua_State *L)
+{
+    luaL_checkany(L, 1);
+    copy_value(L, 1, 0);
+    return 1;
+}
+
 static void new_mt(lua_State *L, const char *name, const char *field)
 {
     luaL_newmetatable(L, name);
@@ -188,9 +228,11 @@ static void new_mt(lua_State *L, const char *name, const char *field)
 int luaopen_authhero_aws_core(lua_State *L)
 {
     static const luaL_Reg funcs[] = {
-        {"array", l_array},       {"set", l_set},       {"binary", l_binary},
-        {"is_array", l_is_array}, {"is_set", l_is_set}, {"is_binary", l_is_binary},
-        {"now", l_now},           {"sleep", l_sleep},   {NULL, NULL},
+        {"array", l_array},   {"set", l_set},
+        {"binary", l_binary}, {"is_array", l_is_array},
+        {"is_set", l_is_set}, {"is_binary", l_is_binary},
+        {"now", l_now},       {"sleep", l_sleep},
+        {"copy", l_copy},     {NULL, NULL},
     };
     /* stack: module */
     luaL_newlib(L, funcs);

@@ -91,6 +91,7 @@ build = {
         ["authhero.aws.adapters.user_permissions"] = "lua/authhero/aws/adapters/user_permissions.lua",
         ["authhero.aws.adapters.user_roles"] = "lua/authhero/aws/adapters/user_roles.lua",
         ["authhero.aws.adapters.users"] = "lua/authhero/aws/adapters/users.lua",
+        ["authhero.aws.cache"] = "lua/authhero/aws/cache.lua",
         ["authhero.aws.cli"] = "lua/authhero/aws/cli/init.lua",
         ["authhero.aws.cli.args"] = "lua/authhero/aws/cli/args.lua",
         ["authhero.aws.cli.export"] = "lua/authhero/aws/cli/export.lua",

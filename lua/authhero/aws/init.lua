@@ -8,14 +8,24 @@ local core = require "authhero.aws.core"
 _M.client = require "authhero.aws.client"
 _M.errors = require "authhero.aws.errors"
 _M.schema = require "authhero.aws.schema"
+_M.cache = setmetatable({}, { __index = function(_, k) return require("authhero.aws.cache")[k] end })
 
--- create_adapters(client, { tableName, now, new_id, max_page_size, log_retention_days })
+-- create_adapters(client, { tableName, now, new_id, max_page_size, log_retention_days, cache })
 -- -> { tenants = ..., users = ..., ..., transaction = fn }: one adapter per entity of the registry
 -- that has one (adapters/<module>.lua). Methods are called with a dot
--- (adapters.users.get(tenant_id, user_id)); a colon call works too.
+-- (adapters.users.get(tenant_id, user_id)); a colon call works too. cache: nil (no cache), true,
+-- { ttl, max_entries, shared_dict } or a cache from authhero.aws.cache.new: configuration reads go
+-- through it (cache.lua).
 function _M.create_adapters(client, opts)
     local store = require "authhero.aws.store"
     local ctx = store.new(client, opts)
+    local cache = opts and opts.cache
+    if cache ~= nil and cache ~= false then
+        local caches = require "authhero.aws.cache"
+        if not caches.is_cache(cache) then cache = caches.new(cache) end
+    else
+        cache = nil
+    end
     local adapters = {}
     for _, E in ipairs(_M.schema.entities) do
         if E.module then adapters[E.name] = require("authhero.aws.adapters." .. E.module)(ctx, adapters) end
@@ -23,6 +33,7 @@ function _M.create_adapters(client, opts)
     -- actions, actionVersions, actionExecutions: nothing stored, every method raises 501 (contract §7)
     local unsupported = require "authhero.aws.adapters.unsupported"
     for name in pairs(unsupported.ADAPTERS) do adapters[name] = unsupported.adapter(name) end
+    if cache then cache:wrap(adapters) end
     -- transaction(fn) -> fn(adapters)'s results (contract §7): DynamoDB cannot wrap an arbitrary
     -- sequence of reads and writes, so there is no atomicity and no rollback; the adapters that must
     -- keep several items in step use TransactWriteItems themselves.
