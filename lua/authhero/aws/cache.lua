@@ -208,8 +208,10 @@ end
 
 -- A generation never used before for a scope of the shared dict: the dict may have evicted the scope
 -- (under memory pressure), and a recreated scope must not match entries that recorded its old value.
+-- Milliseconds * 1024 (+ a random part for workers starting one in the same millisecond) stays below
+-- 2^53, so +1 is exact in a double; an old value catches up only after 1024 writes per millisecond.
 local function fresh_gen(self)
-    return math.floor(self._now() * 1e6) * 16 + math.random(0, 15)
+    return math.floor(self._now() * 1000) * 1024 + math.random(0, 1023)
 end
 
 -- scope -> its current generation; for_load: create it (shared dict) so an entry can record it.
