@@ -136,13 +136,14 @@ local STEP = math.max(1, math.floor(READS / 5))
 for done = STEP, READS, STEP do
     read_some(STEP)
     collectgarbage()
-    marks[#marks + 1] = string.format("%d: %d KiB", done, rss_kb())
+    marks[#marks + 1] = string.format("%dk: %d/%.0f", math.floor(done / 1000), rss_kb(), collectgarbage("count"))
 end
 local rss1, heap1 = rss_kb(), collectgarbage("count")
 print(string.format("memory: %d reads over %d keys, max_entries %d (%d hits, %d misses, %d evicted)", READS, KEYS,
     MAX, mem.stats.hits - s0.hits, mem.stats.misses - s0.misses, mem.stats.evictions - s0.evictions))
 print(string.format("  RSS %d KiB -> %d KiB (%+d KiB); Lua heap %.0f KiB -> %.0f KiB (%+.0f KiB)", rss0, rss1,
     rss1 - rss0, heap0, heap1, heap1 - heap0))
-print("  RSS after reads " .. table.concat(marks, ", "))
+print("  RSS/heap KiB after reads " .. table.concat(marks, ", "))
+print("  (the heap moves with the young half's fill: between half and all of max_entries records are held)")
 client:call("DeleteTable", { TableName = TABLE })
 ddb.stop()
