@@ -345,11 +345,13 @@ static int http_seek(void *ud, curl_off_t off, int origin)
  * would fail with "Connection died, tried 5 times" (curl/curl#19066). Returns the first failing
  * setopt's code. */
 static CURLcode http_prepare(struct http *h, const char *method, const char *url, const char *body,
-                             size_t body_len)
+                             size_t body_len, long timeout_ms)
 {
     CURL *c = h->curl;
     curl_easy_reset(c);
     CURLcode rc = http_configure(h);
+    if (rc == CURLE_OK && timeout_ms > 0) /* this request's own bound instead of the handle's */
+        rc = curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
     if (rc == CURLE_OK)
         rc = curl_easy_setopt(c, CURLOPT_URL, url);
     if (rc == CURLE_OK)
@@ -393,12 +395,14 @@ const char *core_http_body(lua_State *L, int idx, size_t *n)
     return h->body.p ? h->body.p : "";
 }
 
-/* h:request(method, url, headers, body [, decode]) -> status, body, headers
+/* h:request(method, url, headers, body [, decode [, timeout_ms [, meta]]]) -> status, body, headers
  * headers: nil or { {name, value}, ... }; body: nil or a string (POST sends "" for nil).
  * Returned headers: { [lowercase name] = value }, the last of repeated names wins.
  * decode true and status 200: -> 200, core.decode_reply(body), read in place from the handle's
  * buffer (no body string, no headers table); a body that does not decode raises the decoder's
- * MarshalError.
+ * MarshalError. With meta true it also returns the body's size in bytes and the
+ * x-amzn-requestid header (or nil).
+ * timeout_ms: nil, or this request's bound (1 to HTTP_MAX_TIMEOUT_MS) instead of the handle's.
  * Raises the error object (TransportError, see l_http_raise) when no valid reply arrived. */
 static int l_http_request(lua_State *L)
 {
@@ -410,6 +414,16 @@ static int l_http_request(lua_State *L)
         luaL_checktype(L, 4, LUA_TTABLE);
     const char *body = luaL_optlstring(L, 5, NULL, &body_len);
     int decode = lua_toboolean(L, 6);
+    long timeout_ms = 0;
+    if (!lua_isnoneornil(L, 7)) {
+        lua_Integer v = lua_isinteger(L, 7) ? lua_tointeger(L, 7) : 0;
+        if (v < 1 || v > HTTP_MAX_TIMEOUT_MS)
+            luaL_argerror(L, 7,
+                          lua_pushfstring(L, "timeout_ms must be an integer from 1 to %d (ms)",
+                                          HTTP_MAX_TIMEOUT_MS));
+        timeout_ms = (long)v;
+    }
+    int meta = lua_toboolean(L, 8);
     if (!http_is_token(method, mlen))
         luaL_argerror(L, 2, "method must be an HTTP token");
     if (strlen(url) != ulen)
@@ -424,7 +438,7 @@ static int l_http_request(lua_State *L)
     h->reply.nfields = 0;
     h->oom = 0;
     h->err[0] = '\0';
-    CURLcode rc = http_prepare(h, method, url, body, body_len);
+    CURLcode rc = http_prepare(h, method, url, body, body_len, timeout_ms);
     if (rc == CURLE_OK)
         rc = curl_easy_perform(h->curl);
     curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
@@ -467,10 +481,23 @@ static int l_http_request(lua_State *L)
         lua_pushvalue(L, lua_upvalueindex(1)); /* decode_http */
         lua_pushvalue(L, 1);
         int err = lua_pcall(L, 1, 1, 0);
-        http_trim(h);
-        if (err != LUA_OK)
+        if (err != LUA_OK) {
+            http_trim(h);
             return lua_error(L);
-        return 2;
+        }
+        if (!meta) {
+            http_trim(h);
+            return 2;
+        }
+        size_t idlen = 0;
+        const char *id = http_reply_find(&h->reply, "x-amzn-requestid", &idlen);
+        lua_pushinteger(L, (lua_Integer)h->body.len);
+        if (id != NULL)
+            lua_pushlstring(L, id, idlen);
+        else
+            lua_pushnil(L);
+        http_trim(h);
+        return 4;
     }
     lua_pushlstring(L, h->body.p ? h->body.p : "", h->body.len);
     http_reply_push_headers(L, &h->reply);

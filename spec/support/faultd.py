@@ -26,6 +26,7 @@ random (or taken from the script first, when one is set):
   500_after     forwarded (the write happens), then 500 instead of the upstream's reply
   reset         the request is read, then the connection is reset; not forwarded
   reset_after   forwarded, the upstream replied, then the connection is reset
+  slow:MS       (script only) waits MS milliseconds, then forwarded as usual
   POST /_control {"rates": {"throttle": 0.2, "500": 0.025, "500_after": 0.025, "reset": 0.02,
        "reset_after": 0.02}, "seed": 7} sets the probabilities (missing ones are 0) and the random
        seed. /_stats adds forwarded, upstream_errors (the proxy itself failed to reach the
@@ -264,6 +265,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(status, body)
         if fault == "reset":
             return self.reset()
+        if fault is not None and fault.startswith("slow:"):
+            time.sleep(int(fault[5:]) / 1000.0)  # a slow server: it still acts on the request
         try:
             status, body, headers = self.forward(raw)
         except (OSError, http.client.HTTPException) as e:

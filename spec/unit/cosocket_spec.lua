@@ -363,6 +363,24 @@ describe("cosocket transport", function()
             assert.equals(5000, socks[1].last_timeout)
         end)
 
+        it("takes a request's own timeout_ms (the client's per-call timeouts and deadlines)", function()
+            local clock = 0
+            local t, socks = transport({ reply = OK, now = function() return clock end },
+                { timeout_ms = 5000, connect_timeout_ms = 300 })
+            t:request({ url = URL, timeout_ms = 120 })
+            assert.equals("timeouts 120 120 120", socks[1].log[1]) -- connect: min(300, what is left)
+            assert.equals(120, socks[1].last_timeout)
+            t:request({ url = URL })
+            assert.equals(5000, socks[2].last_timeout)
+            clock = 0
+            local tt = transport({ reply = OK, now = function() clock = clock + 0.05 return clock end }, { timeout_ms = 5000 })
+            local err = raises_transport("timeout", true, tt.request, tt, { url = URL, timeout_ms = 100 })
+            assert.truthy(err.message:find("100 ms", 1, true), err.message)
+            for _, bad in ipairs({ 0, 1.5, "100", 3600001 }) do
+                assert.has_error(function() t:request({ url = URL, timeout_ms = bad }) end)
+            end
+        end)
+
         it("maps connect and DNS failures", function()
             local t = transport({ connect = "connection refused" })
             raises_transport("connect", true, t.request, t, { url = URL })

@@ -226,6 +226,16 @@ describe("transport.curl", function()
                 assert.is_nil(res.reply)
             end)
 
+            it("with req.meta also gives the body's size and x-amzn-requestid (the on_request hook's)", function()
+                local body = '{"Count":2,"Items":[{"a":{"S":"x"}},{"a":{"S":"y"}}]}'
+                local res = t:request({ url = base .. "/raw", body = body, decode = true, meta = true })
+                assert.equals(#body, res.received)
+                assert.is_nil(res.request_id) -- /raw sends none; DynamoDB Local's: client_hooks_spec
+                assert.equals(2, res.reply.Count)
+                res = t:request({ url = base .. "/raw", body = body, decode = true })
+                assert.is_nil(res.received)
+            end)
+
             it("still checks x-amz-crc32 first", function()
                 local err = catch(t.request, t, { url = base .. "/crc-bad", body = "{}", decode = true })
                 is_transport_error(err, "crc32", true)
@@ -329,6 +339,19 @@ describe("transport.curl", function()
             assert.is_true(os.time() - started <= 3)
             -- the handle recovers
             assert.equals(200, t:request({ url = base .. "/echo" }).status)
+            t:close()
+        end)
+
+        it("req.timeout_ms bounds one request instead of the handle's timeout_ms", function()
+            local t = curl.new({ timeout_ms = 20000 })
+            local t0 = core.now()
+            local err = catch(t.request, t, { url = base .. "/slow?ms=3000", body = "{}", timeout_ms = 300 })
+            is_transport_error(err, "timeout", true)
+            assert.is_true(core.now() - t0 < 2, "took " .. (core.now() - t0) .. " s")
+            -- the next request has the handle's bound again
+            assert.equals("slow", t:request({ url = base .. "/slow?ms=600" }).body)
+            assert.has_error(function() t:request({ url = base .. "/echo", timeout_ms = 0 }) end)
+            assert.has_error(function() t:request({ url = base .. "/echo", timeout_ms = 2.5 }) end)
             t:close()
         end)
 

@@ -11,6 +11,16 @@
 --   return_consumed_capacity: true or "TOTAL", "INDEXES" or "NONE": added as ReturnConsumedCapacity
 --     to every operation that takes it, and client.stats sums the capacity; anything else is a
 --     ValidationError.
+--   deadline_ms (default none): every call's deadline_ms unless the call gives its own (below).
+--   on_request: function(event), called after every attempt (the hook; see emit below).
+--
+-- Per-call options, call(op, params, { timeout_ms, max_attempts, deadline_ms, idempotent }):
+-- timeout_ms bounds each attempt (the transport's req.timeout_ms; default the client's timeout_ms),
+-- max_attempts replaces the client's, and deadline_ms bounds the whole call from its start,
+-- backoff included: no attempt starts past it, each attempt's timeout is cut to the time left, a
+-- backoff sleep that would end past it is not slept. The call then raises a TransportError with
+-- reason "deadline" (retryable false, gave_up "deadline", last_error = the last attempt's error,
+-- maybe_applied as below); it is never retried past the deadline. A bad value is a ValidationError.
 --
 -- Exactly once: a write is re-sent only when a second application cannot change the outcome.
 -- Reads, unconditional PutItem/DeleteItem, UpdateItem whose SET/REMOVE only assign values,
@@ -35,6 +45,8 @@ local mt = { __index = _M }
 
 local TARGET_PREFIX = "DynamoDB_20120810."
 local DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TIME_MS = 5, 20000
+-- The built-in transports' default request timeout and the largest one they take (ms).
+local DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS = 10000, 3600000
 local BASE_DELAY, THROTTLE_BASE_DELAY, MAX_DELAY = 0.05, 1.0, 20.0
 -- Retry quota, as the SDKs' standard mode: a failing backend drains it, successes refill it.
 local QUOTA_INITIAL, RETRY_COST, TIMEOUT_RETRY_COST, NO_RETRY_REFILL = 500, 5, 10, 1
@@ -140,6 +152,7 @@ function _M.new(config)
         check_type(config[f], "number", f, 2)
     end
     check_type(config.credentials, "table", "credentials", 2)
+    check_type(config.on_request, "function", "on_request", 2)
     local region = config.region or env("AWS_REGION") or env("AWS_DEFAULT_REGION")
     if not region then
         errors.raise(400, "ValidationError",
@@ -155,6 +168,10 @@ function _M.new(config)
     end
     local max_time_ms = config.max_time_ms or DEFAULT_MAX_TIME_MS
     if max_time_ms < 0 then errors.validation("max_time_ms must not be negative") end
+    local deadline_ms = config.deadline_ms
+    if deadline_ms ~= nil and not (type(deadline_ms) == "number" and deadline_ms >= 1 and deadline_ms < math.huge) then
+        errors.validation("deadline_ms must be a number of milliseconds, at least 1, got %s", tostring(deadline_ms))
+    end
     local rcc = config.return_consumed_capacity
     if rcc == true then
         rcc = "TOTAL"
@@ -172,6 +189,9 @@ function _M.new(config)
         _path = path,
         _max_attempts = max_attempts,
         _max_time = max_time_ms / 1000,
+        _timeout_ms = config.timeout_ms or DEFAULT_TIMEOUT_MS,
+        _deadline_ms = deadline_ms,
+        _on_request = config.on_request,
         _quota = QUOTA_INITIAL,
         _clock_offset = 0,
         _sleep = config.sleep or core.sleep,
@@ -433,8 +453,77 @@ local function fail(err, op, params, attempt, maybe)
     error(err, 0)
 end
 
+-- The error of a call past its deadline; last: the last attempt's error (nil when none ran).
+local function deadline_error(last, deadline_ms, elapsed)
+    return errors.new(0, "TransportError", string.format("deadline_ms (%g ms) passed%s", deadline_ms,
+        last and ("; last attempt: " .. tostring(last)) or ""), {
+        reason = "deadline", retryable = false, gave_up = "deadline", deadline_ms = deadline_ms,
+        elapsed_ms = math.floor(elapsed * 1000 + 0.5), last_error = last, request_id = last and last.request_id,
+    })
+end
+
+local CALL_OPTIONS = { idempotent = true, timeout_ms = true, max_attempts = true, deadline_ms = true }
+
+local function is_int(v, lo, hi)
+    return type(v) == "number" and v == math.floor(v) and v >= lo and v <= hi
+end
+
+-- The options of one call -> idempotent, timeout_ms, max_attempts, deadline_ms (nil when not
+-- given); a bad one is a ValidationError, before any request.
+local function call_options(opts)
+    for k in pairs(opts) do
+        if not CALL_OPTIONS[k] then
+            errors.validation("unknown call option %s (idempotent, timeout_ms, max_attempts or deadline_ms)",
+                type(k) == "string" and string.format("%q", k) or tostring(k))
+        end
+    end
+    local idempotent, timeout_ms, max_attempts, deadline_ms = opts.idempotent, opts.timeout_ms, opts.max_attempts,
+        opts.deadline_ms
+    if idempotent ~= nil and type(idempotent) ~= "boolean" then
+        errors.validation("call option idempotent must be a boolean, got %s", type(idempotent))
+    end
+    if timeout_ms ~= nil and not is_int(timeout_ms, 1, MAX_TIMEOUT_MS) then
+        errors.validation("call option timeout_ms must be an integer from 1 to %d (ms), got %s", MAX_TIMEOUT_MS,
+            tostring(timeout_ms))
+    end
+    if max_attempts ~= nil and not (is_int(max_attempts, 1, math.huge) and max_attempts < math.huge) then
+        errors.validation("call option max_attempts must be a positive integer, got %s", tostring(max_attempts))
+    end
+    if deadline_ms ~= nil and not (type(deadline_ms) == "number" and deadline_ms >= 1 and deadline_ms < math.huge) then
+        errors.validation("call option deadline_ms must be a number of milliseconds, at least 1, got %s",
+            tostring(deadline_ms))
+    end
+    return idempotent, timeout_ms, max_attempts, deadline_ms
+end
+
+-- The on_request hook, after every attempt (one-off retries and transport errors included): a fresh
+-- event { op, table, status (HTTP; 0 when no reply), code (nil on success), reason (a
+-- TransportError's), attempt (requests this call has sent, 1-based), latency_ms, request_id,
+-- consumed_capacity, bytes_sent, bytes_received (request and reply bodies), retry (the client
+-- will send another attempt) }. Never headers, credentials or signatures. A hook that raises does
+-- not break the call: its error goes to config.log as ("on_request_error", op, attempt, message).
+local function emit(self, hook, op, tname, n, t0, bytes_sent, status, res, reply, err, retry)
+    local ev = {
+        op = op, table = tname, status = status, attempt = n, latency_ms = (self._now() - t0) * 1000,
+        bytes_sent = bytes_sent, bytes_received = 0, retry = retry,
+    }
+    if res then
+        ev.bytes_received = res.received or (type(res.body) == "string" and #res.body) or 0
+        ev.request_id = res.request_id or (res.headers and res.headers["x-amzn-requestid"])
+    end
+    if reply then
+        ev.consumed_capacity = reply.ConsumedCapacity
+    else
+        ev.code, ev.reason = err.code, err.reason
+        ev.request_id = ev.request_id or err.request_id
+    end
+    local ok, e = pcall(hook, ev)
+    if not ok and self._log then pcall(self._log, "on_request_error", op, n, tostring(e)) end
+end
+
 -- call(op, params [, opts]) -> the reply with items unmarshalled; raises the error object.
--- opts.idempotent: true or false overrides the call's own classification (see the header).
+-- opts: idempotent (true or false overrides the call's own classification, see the header),
+-- timeout_ms, max_attempts, deadline_ms (per-call options, see the header).
 function _M.call(self, op, params, opts)
     if type(op) ~= "string" or not op:match("^%u%a+$") then
         error("bad argument #1 to 'call' (DynamoDB operation name expected, got " .. tostring(op) .. ")", 2)
@@ -442,13 +531,15 @@ function _M.call(self, op, params, opts)
     if params ~= nil and type(params) ~= "table" then
         error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 2)
     end
-    if opts ~= nil and type(opts) ~= "table" then
-        error("bad argument #3 to 'call' (table expected, got " .. type(opts) .. ")", 2)
+    local declared, timeout_ms, max_attempts, deadline_ms
+    if opts ~= nil then
+        if type(opts) ~= "table" then
+            error("bad argument #3 to 'call' (table expected, got " .. type(opts) .. ")", 2)
+        end
+        declared, timeout_ms, max_attempts, deadline_ms = call_options(opts)
     end
-    local declared = opts and opts.idempotent
-    if declared ~= nil and type(declared) ~= "boolean" then
-        error("bad argument #3 to 'call' (idempotent must be a boolean)", 2)
-    end
+    max_attempts = max_attempts or self._max_attempts
+    deadline_ms = deadline_ms or self._deadline_ms
     params = params or {}
     local add_rcc = self._rcc and CAPACITY_OPS[op] and params.ReturnConsumedCapacity == nil
     local add_token = TOKEN_OPS[op] and params.ClientRequestToken == nil
@@ -464,13 +555,35 @@ function _M.call(self, op, params, opts)
     local eok, body = pcall(core.encode_request, params) -- bad input raises here, before any request
     if not eok then fail(body, op, params, attempt, maybe) end
     local transport = self._transport
-    local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true }
-    local started = self._now()
+    local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true,
+        timeout_ms = timeout_ms }
+    local hook, tname, sent = self._on_request, nil, 0 -- sent: requests so far (the hook's attempt)
+    if hook then
+        req.meta = true
+        tname = tables_of(params)
+    end
+    local now = self._now
+    local started = now()
+    local deadline, clipped, last_err = deadline_ms and started + deadline_ms / 1000, false, nil
+    local attempt_ms = timeout_ms or self._timeout_ms
     local skew_fixed, creds_refreshed, reconnected, retry_cost = false, false, false, 0
     while true do
+        if deadline then
+            -- no attempt starts past the deadline, and none may run past it
+            local left = deadline - now()
+            if left <= 0 then fail(deadline_error(last_err, deadline_ms, now() - started), op, params, attempt, maybe) end
+            left = math.ceil(left * 1000)
+            clipped = left < attempt_ms
+            req.timeout_ms = clipped and left or timeout_ms
+        end
         attempt = attempt + 1
         req.headers = self:_signed_headers(op, body)
         self.stats.requests = self.stats.requests + 1
+        local t0
+        if hook then
+            sent = sent + 1
+            t0 = now()
+        end
         local ok, res = pcall(transport.request, transport, req)
         local err
         if ok and res.status == 200 then
@@ -482,6 +595,7 @@ function _M.call(self, op, params, opts)
             if reply ~= nil then
                 self._quota = math.min(QUOTA_INITIAL, self._quota + (retry_cost > 0 and retry_cost or NO_RETRY_REFILL))
                 add_capacity(self.stats, op, reply.ConsumedCapacity)
+                if hook then emit(self, hook, op, tname, sent, t0, #body, 200, res, reply, nil, false) end
                 return reply
             end
         elseif ok then
@@ -495,31 +609,39 @@ function _M.call(self, op, params, opts)
         local acted = may_have_acted(err)
         maybe = maybe or acted
         if acted and idempotent == nil then idempotent = idempotent_by_nature(op, params) end
-        if acted and not idempotent and kind ~= nil then
+        -- final: the error to raise; nil: try again (after sleeping delay, when set)
+        local final, delay
+        if clipped and err.reason == "timeout" and err.code == "TransportError" then
+            -- the attempt ran out of the call's time, not its own
+            final = deadline_error(err, deadline_ms, now() - started)
+        elseif acted and not idempotent and kind ~= nil then
             -- re-sending could apply the write a second time: leave that to the caller
             err.retryable = false
             err.gave_up = "not idempotent"
-            fail(err, op, params, attempt, maybe)
-        end
+            final = err
         -- The one-off retries below (clock skew, expired credentials) happen at most once per call,
         -- outside the attempt budget and quota: the server refused those requests unread.
-        if err.reason == "stale" and not reconnected then
+        elseif err.reason == "stale" and not reconnected then
             -- a kept-alive connection died under the request (the server closed it, or the reply was
             -- lost): reconnect at once; it counts as an attempt (the transport never replays)
-            if attempt >= self._max_attempts then
+            if attempt >= max_attempts then
                 err.gave_up = "attempts"
-                fail(err, op, params, attempt, maybe)
+                final = err
+            else
+                reconnected = true
+                self.stats.retries = self.stats.retries + 1
             end
-            reconnected = true
-            self.stats.retries = self.stats.retries + 1
         elseif kind == "skew" and not skew_fixed then
             -- correct the clock from the server's Date and retry once
             local server = parse_http_date(ok and res.headers and res.headers.date)
-            if not server then fail(err, op, params, attempt, maybe) end
-            self._clock_offset = server - self._now()
-            skew_fixed = true
-            attempt = attempt - 1
-            self.stats.retries = self.stats.retries + 1
+            if not server then
+                final = err
+            else
+                self._clock_offset = server - now()
+                skew_fixed = true
+                attempt = attempt - 1
+                self.stats.retries = self.stats.retries + 1
+            end
         elseif kind == "credentials" and not creds_refreshed and self._credentials.invalidate then
             self._credentials:invalidate()
             creds_refreshed = true
@@ -527,37 +649,52 @@ function _M.call(self, op, params, opts)
             self.stats.retries = self.stats.retries + 1
         elseif kind == "throttle" or kind == "transient" then
             local cost = (err.reason == "timeout") and TIMEOUT_RETRY_COST or RETRY_COST
-            if attempt >= self._max_attempts then
+            if attempt >= max_attempts then
                 err.gave_up = "attempts"
-                fail(err, op, params, attempt, maybe)
-            end
-            if self._quota < cost then
+                final = err
+            elseif self._quota < cost then
                 err.quota_exhausted = true
                 err.gave_up = "quota"
-                fail(err, op, params, attempt, maybe)
+                final = err
+            else
+                local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
+                delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
+                local elapsed = now() - started
+                if elapsed + delay > self._max_time then
+                    err.gave_up = "time"
+                    err.elapsed_ms = math.floor(elapsed * 1000 + 0.5)
+                    final = err
+                elseif deadline and started + elapsed + delay >= deadline then
+                    final = deadline_error(err, deadline_ms, elapsed) -- the sleep would end past it
+                else
+                    self._quota = self._quota - cost
+                    retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
+                    self.stats.retries = self.stats.retries + 1
+                end
             end
-            local base = kind == "throttle" and THROTTLE_BASE_DELAY or BASE_DELAY
-            local delay = self._random() * math.min(MAX_DELAY, base * 2 ^ (attempt - 1))
-            local elapsed = self._now() - started
-            if elapsed + delay > self._max_time then
-                err.gave_up = "time"
-                err.elapsed_ms = math.floor(elapsed * 1000 + 0.5)
-                fail(err, op, params, attempt, maybe)
-            end
-            self._quota = self._quota - cost
-            retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
-            self.stats.retries = self.stats.retries + 1
-            if self._log then self._log("retry", op, attempt, err.code, delay) end
-            self._sleep(delay)
         else
             if kind == "skew" or kind == "credentials" then err.retryable = false end -- already retried
-            fail(err, op, params, attempt, maybe)
+            final = err
+        end
+        if final == nil and deadline and not delay and now() >= deadline then
+            final = deadline_error(err, deadline_ms, now() - started) -- no time left for the one-off retry
+        end
+        if hook then
+            emit(self, hook, op, tname, sent, t0, #body, ok and res.status or (err.code == "MarshalError" and 200 or 0),
+                ok and res or nil, nil, err, final == nil)
+        end
+        if final then fail(final, op, params, attempt, maybe) end
+        last_err = err
+        if delay then
+            if self._log then self._log("retry", op, attempt, err.code, delay) end
+            self._sleep(delay)
         end
     end
 end
 
--- paginate(op, params) -> iterator over pages (replies), following LastEvaluatedKey.
-function _M.paginate(self, op, params)
+-- paginate(op, params [, opts]) -> iterator over pages (replies), following LastEvaluatedKey;
+-- opts: call's options, for every page.
+function _M.paginate(self, op, params, opts)
     params = params or {}
     local start, done = params.ExclusiveStartKey, false
     return function()
@@ -565,7 +702,7 @@ function _M.paginate(self, op, params)
         local p = {}
         for k, v in pairs(params) do p[k] = v end
         p.ExclusiveStartKey = start
-        local page = self:call(op, p)
+        local page = self:call(op, p, opts)
         start = page.LastEvaluatedKey
         done = start == nil
         return page

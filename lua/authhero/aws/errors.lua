@@ -1,7 +1,7 @@
 -- The one error object raised everywhere (C and Lua share its metatable, core.error_mt):
 -- { status, code, message, retryable, request_id, cause }, tostring -> "Code (status): message".
 -- The client adds op, table, attempts, maybe_applied and gave_up ("attempts", "time", "quota",
--- "not idempotent"), and tostring then says what failed and why it stopped:
+-- "not idempotent", "deadline"), and tostring then says what failed and why it stopped:
 -- "InternalServerError (500): ... (PutItem on authhero; gave up after 5 attempts; may have been applied)".
 -- Bugs in the caller's code (wrong argument types) are plain strings, not these.
 local core = require "authhero.aws.core"
@@ -25,6 +25,9 @@ local function context(e)
         parts[#parts + 1] = "gave up after " .. plural(n, "attempt")
     elseif n and g == "time" then
         parts[#parts + 1] = string.format("gave up after %s in %.1f s (max_time_ms)", plural(n, "attempt"),
+            (tonumber(e.elapsed_ms) or 0) / 1000)
+    elseif n and g == "deadline" then
+        parts[#parts + 1] = string.format("deadline passed after %s in %.3f s", plural(n, "attempt"),
             (tonumber(e.elapsed_ms) or 0) / 1000)
     elseif n and g == "quota" then
         parts[#parts + 1] = "gave up after " .. plural(n, "attempt") .. ": retry quota exhausted"

@@ -54,4 +54,7 @@ _M.binary = core.binary
 -- The `q` language, for filtering your own record lists the way the adapters do.
 _M.filter = setmetatable({}, { __index = function(_, k) return require("authhero.aws.filter")[k] end })
 
+-- Prometheus metrics from the client's on_request hook (metrics.lua), loaded on first use.
+_M.metrics = setmetatable({}, { __index = function(_, k) return require("authhero.aws.metrics")[k] end })
+
 return _M

@@ -346,7 +346,9 @@ local function new_socket(self)
     return sock
 end
 
--- request{ method = "POST", url, headers = { {name, value}, ... }, body } -> { status, body, headers }
+-- request{ method = "POST", url, headers = { {name, value}, ... }, body [, timeout_ms] }
+-- -> { status, body, headers }. req.timeout_ms (an integer from 1 to 3600000): this request's bound
+-- instead of the transport's timeout_ms (the client's per-call timeouts and deadlines).
 -- Any HTTP status is a reply; when no valid reply arrives it raises the error object (status 0,
 -- code TransportError, reason timeout/connect/reset/stale/dns/tls/crc32/other, retryable, sent: false
 -- when sock:send never completed, so the server cannot have acted on the request). A request
@@ -365,6 +367,13 @@ function _M.request(self, req)
     if body ~= nil and type(body) ~= "string" then
         error("bad argument #1 to 'request' (body must be a string or nil)", 2)
     end
+    local timeout_ms = req.timeout_ms
+    if timeout_ms == nil then
+        timeout_ms = self._timeout_ms
+    elseif type(timeout_ms) ~= "number" or timeout_ms ~= math.floor(timeout_ms) or timeout_ms < 1
+        or timeout_ms > MAX_TIMEOUT_MS then
+        error("bad argument #1 to 'request' (timeout_ms must be an integer from 1 to " .. MAX_TIMEOUT_MS .. ")", 2)
+    end
     local u = self._urls[url]
     if not u then
         u = parse_url(url)
@@ -382,7 +391,7 @@ function _M.request(self, req)
     local sock = new_socket(self)
     self._requests = self._requests + 1
     local started = clock(self)
-    local deadline = started + self._timeout_ms / 1000
+    local deadline = started + timeout_ms / 1000
     local function remaining_ms()
         return math.floor((deadline - clock(self)) * 1000)
     end
@@ -421,7 +430,7 @@ function _M.request(self, req)
     local left = remaining_ms()
     if left <= 0 then
         sock:close()
-        raise(method, u, "timeout", true, "timed out after " .. self._timeout_ms .. " ms (before sending)")
+        raise(method, u, "timeout", true, "timed out after " .. timeout_ms .. " ms (before sending)")
     end
     sock:settimeouts(connect_ms, left, left)
     local sent
@@ -452,7 +461,7 @@ function _M.request(self, req)
         if f._fail == "protocol" then
             raise(method, u, "other", false, "malformed reply: " .. f.detail, nil, true)
         elseif is_timeout(f.detail) then
-            raise(method, u, "timeout", true, "timed out after " .. self._timeout_ms .. " ms", f.detail, true)
+            raise(method, u, "timeout", true, "timed out after " .. timeout_ms .. " ms", f.detail, true)
         elseif not f.got and reused > 0 then
             raise(method, u, "stale", true, "kept-alive connection closed before the reply ("
                 .. tostring(f.detail) .. ")", f.detail, true)

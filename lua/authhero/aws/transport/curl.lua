@@ -6,6 +6,10 @@
 --   req.decode = true: a transport may answer a 200 with res = { status = 200, reply = ... } instead,
 --   the body already through core.decode_reply (this one does, from libcurl's buffer: no body
 --   string, no headers table); callers fall back to decoding res.body when reply is absent.
+--   req.timeout_ms (optional): this request's bound in ms (an integer from 1 to 3600000) instead
+--   of the transport's timeout_ms; the client sets it for per-call timeouts and deadlines.
+--   req.meta = true (the client's on_request hook): a decoded reply also carries received (the
+--   body's size in bytes) and request_id (x-amzn-requestid), since it has no body or headers.
 --   t:close()
 -- Any HTTP status is a reply. When no valid reply arrives it raises the error object:
 -- status 0, code "TransportError", reason ("timeout", "connect", "reset", "stale", "dns", "tls",
@@ -26,16 +30,20 @@ function _M.request(self, req)
     if type(req) ~= "table" then
         error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2)
     end
-    local decode = req.decode
+    local decode, meta = req.decode, req.meta
     local h = self._h
-    local ok, status, body, headers = pcall(h.request, h, req.method or "POST", req.url, req.headers, req.body, decode)
+    local ok, status, body, headers, request_id = pcall(h.request, h, req.method or "POST", req.url, req.headers,
+        req.body, decode, req.timeout_ms, meta)
     if not ok then
         if type(status) == "table" and status.code == "TransportError" and status.sent == nil then
             status.sent = status.reason == "crc32" or h:info().sent
         end
         error(status, 0)
     end
-    if decode and status == 200 then return { status = 200, reply = body } end
+    if decode and status == 200 then
+        if meta then return { status = 200, reply = body, received = headers, request_id = request_id } end
+        return { status = 200, reply = body }
+    end
     return { status = status, body = body, headers = headers }
 end
 
