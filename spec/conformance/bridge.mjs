@@ -483,6 +483,19 @@ export class Worker {
         return r.result;
     }
 
+    // Which adapter set serves the calls from now on: "plain" or "cached" (worker.lua) -> { set, previous }.
+    async use(set) {
+        const r = await this.request({ op: "use", set });
+        if (r.ok === false) throw new Error(`worker: use ${set}: ${r.bug}`);
+        return r.result;
+    }
+
+    // The configuration cache's counters (hits, misses, loads, ...) and the set in use.
+    async cacheStats() {
+        const r = await this.request({ op: "cache_stats" });
+        return r.result;
+    }
+
     kill(why) {
         if (this.proc && this.proc.exitCode === null && this.proc.signalCode === null) {
             this.stderrTail.push(`(killed: ${why})`);
@@ -510,9 +523,28 @@ export class Recorder {
         this.violations = [];         // { method, phase, path, message, record }
         this.bugs = [];               // { method, phase, message }
         this.seenViolation = new Set();
+        this.tallies = new Set();     // open tallies (openTally)
+    }
+
+    // A tally of the calls made while it is open: "adapter.method" -> { count, requests, rcu, wcu }
+    // (requests and capacity from the worker's reply.cost; a transaction's are those of the calls
+    // its callback made, counted again). closeTally(t) stops it.
+    openTally() {
+        const t = new Map();
+        this.tallies.add(t);
+        return t;
+    }
+
+    closeTally(t) {
+        this.tallies.delete(t);
     }
 
     call(key, args, scoped) {
+        for (const t of this.tallies) {
+            const e = t.get(key) ?? { count: 0, requests: 0, rcu: 0, wcu: 0 };
+            e.count++;
+            t.set(key, e);
+        }
         let c = this.calls.get(key);
         if (!c) this.calls.set(key, c = { count: 0, phases: new Map(), samples: new Set(), inTrx: 0 });
         c.count++;
@@ -523,6 +555,13 @@ export class Recorder {
 
     // What DynamoDB one call of `key` cost (the worker's reply.cost), summed per method.
     cost(key, cost) {
+        for (const t of this.tallies) {
+            const e = t.get(key);
+            if (!e || !cost) continue;
+            e.requests += cost.requests ?? 0;
+            e.rcu += cost.rcu ?? 0;
+            e.wcu += cost.wcu ?? 0;
+        }
         const c = this.calls.get(key);
         if (!c || !cost) return;
         c.requests = (c.requests ?? 0) + (cost.requests ?? 0);

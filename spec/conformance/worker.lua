@@ -8,6 +8,11 @@
 -- Requests (JS -> Lua), each with a numeric `id` the reply repeats:
 --   { op = "describe" }                      -> { adapters = { users = { "get", ... }, ... }, transaction = bool }
 --   { op = "stats" }                         -> { stats = client.stats }
+--   { op = "use", set = "plain" | "cached" }  -> { set, previous }: which of the two adapter sets
+--        (below) serves the calls from now on; switching to "cached" from "plain" flushes the cache
+--        (writes through the plain set do not invalidate it)
+--   { op = "cache_stats" }                   -> { set, ttl, reads, hits, misses, loads, ... }: the cache's
+--        counters; reads: the cached reads ("adapter.method")
 --   { op = "call", adapter, method, args, n, undef, scope? }
 --        args: the JS argument list (length n); undef: 0-based positions that were `undefined`
 --        (they arrive as nil; JSON null arrives as core.null); scope: a transaction's id, whose
@@ -20,6 +25,10 @@
 --   { op = "callback_done", trx, ok, result | error }   (no reply of its own)
 -- Every call runs in its own coroutine, so calls arriving while a transaction callback runs in JS
 -- are served, and transactions may overlap. Stdin's end stops the worker and DynamoDB Local.
+--
+-- Two adapter sets over the same client and table: "plain" (create_adapters without a cache) and
+-- "cached" (with the configuration read cache, authhero.aws.cache, ttl 300 s). "plain" serves until a
+-- `use` says otherwise; a call or transaction keeps the set that was current when it arrived.
 local root = (arg and arg[0] or ""):match("^(.-)/?spec/conformance/worker%.lua$")
 if not root or root == "" then root = "." end
 package.path = table.concat({ root .. "/lua/?.lua", root .. "/lua/?/init.lua", root .. "/spec/?.lua",
@@ -79,7 +88,13 @@ local client = aws.client.new({
     return_consumed_capacity = "TOTAL",
 })
 aws.schema.create_table(client, { tableName = table_name })
-local adapters = aws.create_adapters(client, { tableName = table_name })
+local cache = aws.cache.new({ ttl = 300 })
+local sets = {
+    plain = aws.create_adapters(client, { tableName = table_name }),
+    cached = aws.create_adapters(client, { tableName = table_name, cache = cache }),
+}
+local current = "plain"
+local adapters = sets.plain
 
 local scopes = {}  -- transaction id -> the adapters table Lua's transaction gave its callback
 local parked = {}  -- transaction id -> coroutine waiting for the JS callback's end
@@ -111,6 +126,30 @@ local function describe()
         end
     end
     return { adapters = out, transaction = type(adapters.transaction) == "function" }
+end
+
+local function use(req)
+    local set = req.set
+    if sets[set] == nil then return { ok = false, bug = "unknown adapter set " .. tostring(set) } end
+    local previous = current
+    if set == "cached" and previous ~= "cached" then cache:flush() end
+    current, adapters = set, sets[set]
+    return { ok = true, result = { set = set, previous = previous } }
+end
+
+-- The cached reads ("adapter.method", cache.lua's CACHED), so the suite can tell a cached read that
+-- missed from a read that is never cached.
+local cached_reads = {}
+for name, reads in pairs(aws.cache.CACHED) do
+    for method in pairs(reads) do cached_reads[#cached_reads + 1] = name .. "." .. method end
+end
+table.sort(cached_reads)
+cached_reads = core.array(cached_reads)
+
+local function cache_stats()
+    local s = { set = current, ttl = cache.ttl, reads = cached_reads }
+    for k, v in pairs(cache.stats) do s[k] = v end
+    return s
 end
 
 local function stats()
@@ -219,6 +258,12 @@ local function dispatch(req)
         send({ id = id, ok = true, result = describe() })
     elseif op == "stats" then
         send({ id = id, ok = true, result = stats() })
+    elseif op == "use" then
+        local reply = use(req)
+        reply.id = id
+        send(reply)
+    elseif op == "cache_stats" then
+        send({ id = id, ok = true, result = cache_stats() })
     elseif op == "call" then
         step(coroutine.create(handle_call), id, req)
     elseif op == "transaction" then
