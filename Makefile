@@ -114,6 +114,7 @@ bench: deps-full build
 	$(LUA) bench/codec.lua
 	BENCH_CPATH='build/jit/?.so' luajit bench/codec.lua
 	$(LUA) bench/sigv4.lua
+	$(LUA) bench/safe.lua
 	$(LUA) bench/cache.lua
 	scripts/bench-client
 	scripts/bench-cost

@@ -108,6 +108,7 @@ build = {
         ["authhero.aws.metrics"] = "lua/authhero/aws/metrics.lua",
         ["authhero.aws.password"] = "lua/authhero/aws/password.lua",
         ["authhero.aws.registry"] = "lua/authhero/aws/registry.lua",
+        ["authhero.aws.safe"] = "lua/authhero/aws/safe.lua",
         ["authhero.aws.schema"] = "lua/authhero/aws/schema.lua",
         ["authhero.aws.store"] = "lua/authhero/aws/store.lua",
         ["authhero.aws.transport.cosocket"] = "lua/authhero/aws/transport/cosocket.lua",

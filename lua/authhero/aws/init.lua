@@ -18,6 +18,9 @@ _M.cache = setmetatable({}, { __index = function(_, k) return require("authhero.
 -- through it (cache.lua).
 function _M.create_adapters(client, opts)
     local store = require "authhero.aws.store"
+    -- a safe client (authhero.aws.safe, nil-err calls) stands for the client it wraps, which raises
+    local safe = package.loaded["authhero.aws.safe"]
+    if safe then client = safe.raw(client) end
     local ctx = store.new(client, opts)
     local cache = opts and opts.cache
     if cache ~= nil and cache ~= false then
