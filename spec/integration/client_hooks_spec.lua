@@ -7,27 +7,17 @@ local cjson = require "cjson"
 local ddb = require "support.ddb_local"
 local errors = aws.errors
 
-local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
-local FAULTD = here .. "../support/faultd.py"
 local TABLE = "hooks_spec_" .. tostring(os.time()) .. "_" .. math.random(1000000)
 local CREDS = { accessKeyId = "AKIDHOOKSSPEC", secretAccessKey = "hooks-spec-secret/key+1" }
 
-local direct, proxy, proxy_pid, proxy_pipe, ctl, dc
+local fault_proxy = require "support.fault_proxy"
+local direct, proxy, fp, dc
 
-local function control(body)
-    local res = ctl:request({ method = "POST", url = proxy .. "/_control", body = cjson.encode(body) })
-    assert(res.status == 200, "faultd /_control: " .. tostring(res.status))
-end
 
-local function proxy_requests()
-    local res = ctl:request({ method = "GET", url = proxy .. "/_stats" })
-    return tonumber(res.body:match("requests (%d+)"))
-end
+local function proxy_requests() return fp:stats().requests end
 
 -- the next requests through the proxy get these faults, one each; then none
-local function script(faults)
-    control({ faults = faults, rates = {}, reset_stats = true })
-end
+local function script(faults) fp:script(faults) end
 
 local function raises(f, ...)
     local ok, err = pcall(f, ...)
@@ -53,19 +43,12 @@ describe("per-call options, deadlines and on_request against DynamoDB Local", fu
         dc = aws.client.new({ region = "us-east-1", endpoint = direct, credentials = CREDS })
         aws.schema.create_table(dc, { tableName = TABLE })
         dc:call("PutItem", { TableName = TABLE, Item = { PK = KEY.PK, SK = KEY.SK, v = "x" } })
-        proxy_pipe = assert(io.popen("exec " .. (os.getenv("PYTHON") or "python3") .. " " .. FAULTD .. " --proxy "
-            .. direct, "r"))
-        local line = proxy_pipe:read("*l")
-        local pid, port = (line or ""):match("^(%d+) (%d+)$")
-        assert(pid, "faultd.py --proxy did not start: " .. tostring(line))
-        proxy_pid, proxy = pid, "http://127.0.0.1:" .. port
-        ctl = require("authhero.aws.transport.curl").new({ timeout_ms = 10000 })
+        fp = fault_proxy.start(direct)
+        proxy = fp.url
     end)
 
     teardown(function()
-        if ctl then pcall(ctl.close, ctl) end
-        if proxy_pid then os.execute("kill " .. proxy_pid .. " 2>/dev/null") end
-        if proxy_pipe then proxy_pipe:close() end
+        if fp then fp:stop() end
         if dc then
             pcall(dc.call, dc, "DeleteTable", { TableName = TABLE })
             dc:close()

@@ -3,34 +3,21 @@
 -- issue's rates (spec/support/fault_run.lua; scripts/fault-run makes the README's figures).
 local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
-local cjson = require "cjson"
 local ddb = require "support.ddb_local"
 local fault_run = require "support.fault_run"
 local errors = aws.errors
 
-local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
-local FAULTD = here .. "../support/faultd.py"
 local TABLE = "exactly-once"
 local CREDS = { accessKeyId = "AKIDEXACT", secretAccessKey = "exact-secret" }
 
-local direct, proxy, proxy_pid, proxy_pipe, ctl, dc
+local fault_proxy = require "support.fault_proxy"
+local direct, proxy, fp, dc
 
-local function control(body)
-    local res = ctl:request({ method = "POST", url = proxy .. "/_control", body = cjson.encode(body) })
-    assert(res.status == 200, "faultd /_control: " .. tostring(res.status))
-end
 
-local function stats()
-    local res = ctl:request({ method = "GET", url = proxy .. "/_stats" })
-    local t = {}
-    for name, value in res.body:gmatch("(%S+) (%S+)\n") do t[name] = tonumber(value) or value end
-    return t
-end
+local function stats() return fp:stats() end
 
 -- the next requests through the proxy get these faults, one each; then none
-local function script(faults)
-    control({ faults = faults, rates = {}, reset_stats = true })
-end
+local function script(faults) fp:script(faults) end
 
 -- A client through the proxy with default settings (sleeps recorded, not slept).
 local function proxied()
@@ -63,19 +50,12 @@ describe("exactly once through a faulty proxy to DynamoDB Local", function()
         dc = aws.client.new({ region = "us-east-1", endpoint = direct, credentials = CREDS })
         pcall(dc.call, dc, "DeleteTable", { TableName = TABLE })
         aws.schema.create_table(dc, { tableName = TABLE })
-        proxy_pipe = assert(io.popen("exec " .. (os.getenv("PYTHON") or "python3") .. " " .. FAULTD .. " --proxy "
-            .. direct, "r"))
-        local line = proxy_pipe:read("*l")
-        local pid, port = (line or ""):match("^(%d+) (%d+)$")
-        assert(pid, "faultd.py --proxy did not start: " .. tostring(line))
-        proxy_pid, proxy = pid, "http://127.0.0.1:" .. port
-        ctl = require("authhero.aws.transport.curl").new({ timeout_ms = 10000 })
+        fp = fault_proxy.start(direct)
+        proxy = fp.url
     end)
 
     teardown(function()
-        if ctl then pcall(ctl.close, ctl) end
-        if proxy_pid then os.execute("kill " .. proxy_pid .. " 2>/dev/null") end
-        if proxy_pipe then proxy_pipe:close() end
+        if fp then fp:stop() end
         if dc then
             pcall(dc.call, dc, "DeleteTable", { TableName = TABLE })
             dc:close()
