@@ -381,6 +381,83 @@ describe("cache options", function()
     end)
 end)
 
+describe("the cache's copier", function()
+    local copier = cache_mod._copier
+
+    -- deep equality that also compares metatables, number subtypes (5.3+) and NaN
+    local function same(a, b, path)
+        path = path or "value"
+        if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
+        if type(a) == "number" then
+            if a ~= a then return b ~= b, path .. ": NaN lost" end
+            if math.type and math.type(a) ~= math.type(b) then return false, path .. ": number subtype" end
+            if a == 0 and 1 / a ~= 1 / b then return false, path .. ": sign of zero" end
+            return a == b, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
+        end
+        if type(a) ~= "table" then return a == b, path end
+        if getmetatable(a) ~= getmetatable(b) then return false, path .. ": metatable" end
+        for k, v in pairs(a) do
+            local ok, why = same(v, b[k], path .. "." .. tostring(k))
+            if not ok then return false, why end
+        end
+        for k in pairs(b) do if a[k] == nil then return false, path .. ": extra key " .. tostring(k) end end
+        return true
+    end
+
+    local function all_bytes()
+        local t = {}
+        for i = 0, 255 do t[#t + 1] = string.char(i) end
+        return table.concat(t)
+    end
+
+    it("rebuilds every value exactly, as a new table each time", function()
+        local v = {
+            bytes = all_bytes(), quotes = "\"'\\]]=]\n\r\0", empty = "",
+            ints = core.array({ 0, 1, -1, 2 ^ 53, -(2 ^ 53), 123456789 }),
+            floats = { 0.1, 1e308, -1e-308, 1 / 3, -0.0, math.huge, -math.huge, 0 / 0 },
+            null = core.null, yes = true, no = false,
+            arr = core.array({ core.array({}), { a = core.set({ "x", "y" }) }, "s" }),
+            bin = core.binary("\0\1\2"),
+            holes = { [1] = "a", [3] = "c" }, mixed = { "first", key = "v", [2.5] = "half", [true] = "t" },
+            [1] = "positional", [-4] = "negative key",
+        }
+        if math.type then v.int_float = { 1, 1.0, 3, 3.5 } end
+        local make = copier(v)
+        local a, b = make(), make()
+        local ok, why = same(v, a)
+        assert(ok, why)
+        assert.is_true((same(v, b)))
+        assert.are_not.equal(a, b)
+        assert.are_not.equal(a.arr[2], b.arr[2])
+        a.arr[2].a[1] = "changed"
+        a.ints[1] = 99
+        assert.equal("x", make().arr[2].a[1])
+        assert.equal(0, make().ints[1])
+    end)
+
+    it("falls back to a deep copy for what it cannot write", function()
+        local f = function() end
+        local deep = {}
+        local cur = deep
+        for _ = 1, 60 do cur.next = {}; cur = cur.next end
+        for _, v in ipairs({ { fn = f }, { [{}] = 1 }, deep }) do
+            local make = copier(v)
+            local a = make()
+            assert.is_true((same(v, a)))
+            assert.are_not.equal(v, a)
+            assert.are_not.equal(make(), a)
+        end
+        assert.equal(f, copier({ fn = f })().fn)
+    end)
+
+    it("keeps plain values as they are and nil as nil", function()
+        assert.is_nil(copier(nil)())
+        assert.equal("s", copier("s")())
+        assert.equal(false, copier(false)())
+        assert.equal(core.null, copier(core.null)())
+    end)
+end)
+
 describe("core.copy", function()
     it("copies deeply, keeps metatables, passes other values through, refuses cycles", function()
         local t = { a = { b = { c = core.array({ 1, 2 }) } }, s = core.set({ "x" }), n = core.null, [1] = "one" }
