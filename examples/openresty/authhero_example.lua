@@ -6,12 +6,27 @@
 -- Each hash or check holds the worker ~50 ms of CPU (README.md beside this file). Left out on
 -- purpose: tokens, rate limits, CSRF: this shows the storage layer, not an auth server.
 --
---   POST /signup   {"email", "password"}  -> 201 {user}      | 400 | 409 already exists
---   POST /login    {"email", "password"}  -> 200 {session_id, user_id} | 401
+--   POST /signup   {"email", "password", "client_id"?}  -> 201 {user} | 400 | 409 already exists
+--   POST /login    {"email", "password", "client_id"?}  -> 200 {session_id, user_id} | 401
+--   GET  /login?client_id=                -> 200 what a login page shows: the tenant's name, the
+--                                            client's, its connections, branding, prompt settings
 --   GET  /users/{id}                      -> 200 {user}      | 404
 --   GET  /users?q=...&per_page=&page=     -> 200 {users, total?}
 --   GET  /slow?ms=N                       -> 200 {slept_ms, tenant}   (N <= 10000)
 --   GET  /health                          -> 200 {ok, transport}
+--   GET  /metrics                         -> 200 the DynamoDB requests in Prometheus's text format
+--                                            (authhero.aws.metrics over lua_shared_dict
+--                                            authhero_metrics: every worker's, from any worker)
+--
+-- Configuration is read the way AuthHero reads it, on every request: the tenant (every route but
+-- /health and /metrics), and for the login page, login and sign-up the client (client_id, default
+-- CLIENT_ID) and the connections enabled for it (the database connection must be one of them).
+-- examples/openresty/seed.lua writes that configuration. Those reads go through the configuration
+-- cache (authhero.aws.cache) unless CACHE=off: CACHE=shared (the default) keeps the cache's
+-- generations in lua_shared_dict authhero_cache, so a write through any worker's adapters is seen
+-- by the next read in every worker; CACHE=local keeps them per worker (another worker sees a change
+-- when its entry's CACHE_TTL, default 300 s, runs out). Users, passwords and sessions are never
+-- cached. Every reply names the worker that made it (X-Worker: ngx.worker.id()).
 -- luacheck: globals ngx
 local cjson = require "cjson.safe"
 local aws = require "authhero.aws"
@@ -32,7 +47,25 @@ local function env(name, default)
 end
 
 -- per worker, made on the first request
-local state
+local state, metrics
+
+-- The DynamoDB metrics: counted in the shared dict nginx.conf declares, so /metrics from any
+-- worker shows them all; without the dict, this worker's only.
+local function get_metrics()
+    if not metrics then
+        metrics = aws.metrics.new({ shared_dict = ngx.shared.authhero_metrics and "authhero_metrics" or nil })
+    end
+    return metrics
+end
+
+-- The configuration read cache of this worker (nil with CACHE=off); see the header.
+local function make_cache()
+    local mode = env("CACHE", "shared")
+    if mode == "off" then return nil end
+    if mode ~= "shared" and mode ~= "local" then error("CACHE must be shared, local or off, not " .. mode, 0) end
+    local ttl = tonumber(env("CACHE_TTL", "300")) or error("CACHE_TTL must be a number of seconds", 0)
+    return aws.cache.new({ ttl = ttl, max_entries = 10000, shared_dict = mode == "shared" and "authhero_cache" or nil })
+end
 
 local function app()
     if state then return state end
@@ -42,15 +75,21 @@ local function app()
         transport = transport,
         sleep = ngx.sleep, -- retries back off without blocking the worker
         timeout_ms = 5000,
+        on_request = get_metrics().observe, -- after every DynamoDB request (each attempt)
     })
+    local cache = make_cache()
     state = {
         client = client,
         transport = transport or "cosocket",
         tenant = env("TENANT_ID", "example"),
-        adapters = aws.create_adapters(client, { tableName = env("DYNAMODB_TABLE_NAME") }),
+        client_id = env("CLIENT_ID", "example-app"),
+        cache = cache,
+        adapters = aws.create_adapters(client, { tableName = env("DYNAMODB_TABLE_NAME"), cache = cache }),
     }
     return state
 end
+-- For the tests (spec/openresty/cache_checks.lua): this worker's client, cache and adapters.
+_M.state = app
 
 -- ---- helpers ----
 
@@ -65,6 +104,7 @@ local function reply(status, doc)
     ngx.status = status
     ngx.header["Content-Type"] = "application/json"
     ngx.header["Cache-Control"] = "no-store"
+    ngx.header["X-Worker"] = tostring(ngx.worker.id())
     ngx.print(cjson.encode(doc), "\n")
 end
 
@@ -118,49 +158,96 @@ local function iso(t)
     return os.date("!%Y-%m-%dT%H:%M:%S.000Z", t)
 end
 
-local function ensure_tenant(s)
-    if s.tenant_ready then return end
-    local t = s.adapters.tenants
-    if not t.get(s.tenant) then
-        local ok, err = pcall(t.create, { id = s.tenant, friendly_name = "Example tenant" })
-        if not ok and not aws.errors.is(err, "Conflict") then error(err, 0) end
+-- The tenant, read first on every request as AuthHero does (from the cache when it is on).
+local function tenant_of(s)
+    local tenant = s.adapters.tenants.get(s.tenant)
+    if not tenant then
+        ngx.log(ngx.ERR, "tenant ", s.tenant, " does not exist: run examples/openresty/seed.lua")
+        fail(503, "unknown_tenant", "this server's tenant is not set up")
     end
-    s.tenant_ready = true
+    return tenant
+end
+
+-- The application a login or sign-up is for (client_id, else CLIENT_ID) and the connections
+-- enabled for it: the client by its id, then its connections, as AuthHero's login reads them.
+local function client_of(s, tenant, client_id)
+    if client_id == nil then client_id = s.client_id end
+    if type(client_id) ~= "string" or client_id == "" or #client_id > 256 then
+        fail(400, "bad_request", "client_id must be a string")
+    end
+    local client = s.adapters.clients.getByClientId(client_id)
+    if not client or client.tenant_id ~= tenant.id then fail(400, "invalid_client", "unknown client_id") end
+    return client, s.adapters.clientConnections.listByClient(tenant.id, client_id)
+end
+
+-- The database connection among a client's connections; a 400 when it is not enabled for it.
+local function database_connection(connections)
+    for _, c in ipairs(connections) do
+        if c.name == CONNECTION then return c end
+    end
+    fail(400, "connection_disabled", "password logins are not enabled for this client")
 end
 
 -- ---- routes ----
 
 local function signup(s)
-    local email, password = credentials_of(json_body())
-    ensure_tenant(s)
-    local user = s.adapters.users.create(s.tenant, {
-        email = email, connection = CONNECTION, provider = PROVIDER, email_verified = false,
+    local doc = json_body()
+    local email, password = credentials_of(doc)
+    local tenant = tenant_of(s)
+    local _, connections = client_of(s, tenant, doc.client_id)
+    local connection = database_connection(connections)
+    local user = s.adapters.users.create(tenant.id, {
+        email = email, connection = connection.name, provider = PROVIDER, email_verified = false,
         password = { hash = pwhash.hash(password), algorithm = ALGORITHM },
     })
     reply(201, user)
 end
 
+-- GET /login?client_id=: what a login page is drawn from, all of it configuration.
+local function login_page(s)
+    local tenant = tenant_of(s)
+    local client, connections = client_of(s, tenant, ngx.req.get_uri_args(20).client_id)
+    local A = s.adapters
+    local branding, prompt = A.branding.get(tenant.id), A.promptSettings.get(tenant.id)
+    local names = {}
+    for i, c in ipairs(connections) do names[i] = c.name end
+    reply(200, {
+        tenant = { id = tenant.id, friendly_name = tenant.friendly_name },
+        client = { client_id = client.client_id, name = client.name },
+        connections = names,
+        logo_url = branding and branding.logo_url or cjson.null,
+        colors = branding and branding.colors or cjson.null,
+        identifier_first = prompt.identifier_first,
+    })
+end
+
 local function login(s)
-    local email, password = credentials_of(json_body())
+    local doc = json_body()
+    local email, password = credentials_of(doc)
+    local tenant = tenant_of(s)
+    local _, connections = client_of(s, tenant, doc.client_id)
+    database_connection(connections)
     local A = s.adapters
     -- the lookup AuthHero's login code makes: q on email and provider
     local q = 'email:"' .. email .. '" provider:' .. PROVIDER
-    local user = A.users.list(s.tenant, { q = q, per_page = 1 }).users[1]
-    local pw = user and A.passwords.get(s.tenant, user.user_id)
+    local user = A.users.list(tenant.id, { q = q, per_page = 1 }).users[1]
+    local pw = user and A.passwords.get(tenant.id, user.user_id)
     if not check_password(password, pw and pw.password, user and user.user_id) then
         fail(401, "invalid_credentials", "wrong email or password")
     end
     local now = ngx.time()
-    local session = A.sessions.create(s.tenant, {
+    -- the tenant's session lifetime (hours), else a day
+    local lifetime = tonumber(tenant.session_lifetime)
+    local session = A.sessions.create(tenant.id, {
         id = random_hex(16), user_id = user.user_id, login_session_id = random_hex(16),
-        expires_at = iso(now + SESSION_SECONDS),
+        expires_at = iso(now + (lifetime and lifetime * 3600 or SESSION_SECONDS)),
         device = { last_ip = ngx.var.remote_addr, last_user_agent = ngx.var.http_user_agent or "" },
     })
     reply(200, { session_id = session.id, user_id = user.user_id, expires_at = session.expires_at })
 end
 
 local function get_user(s, id)
-    local user = s.adapters.users.get(s.tenant, id)
+    local user = s.adapters.users.get(tenant_of(s).id, id)
     if not user then fail(404, "not_found", "no such user") end
     reply(200, user)
 end
@@ -169,7 +256,7 @@ local function list_users(s)
     local args = ngx.req.get_uri_args(20)
     local q = args.q
     if q ~= nil and type(q) ~= "string" then fail(400, "bad_request", "one q, please") end
-    local res = s.adapters.users.list(s.tenant, {
+    local res = s.adapters.users.list(tenant_of(s).id, {
         q = q, per_page = tonumber(args.per_page) or 50, page = tonumber(args.page),
         include_totals = args.include_totals == "true" or nil,
     })
@@ -194,9 +281,15 @@ function _M.serve()
         if uri == "/health" then
             return reply(200, { ok = true, transport = env("TRANSPORT", "cosocket") })
         end
+        if uri == "/metrics" and method == "GET" then
+            ngx.header["Content-Type"] = aws.metrics.CONTENT_TYPE
+            ngx.header["Cache-Control"] = "no-store"
+            return ngx.print(get_metrics():render())
+        end
         local s = app()
         if uri == "/signup" and method == "POST" then return signup(s) end
         if uri == "/login" and method == "POST" then return login(s) end
+        if uri == "/login" and method == "GET" then return login_page(s) end
         if uri == "/users" and method == "GET" then return list_users(s) end
         if uri == "/slow" and method == "GET" then return slow(s) end
         local id = uri:match("^/users/(.+)$")

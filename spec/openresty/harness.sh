@@ -76,6 +76,12 @@ or_table_create() {
     OR_TABLE_CREATED=$1
 }
 
+# or_seed [EXTRA_CLIENT_ID...]: the configuration the example reads (examples/openresty/seed.lua:
+# tenant TENANT_ID, its database connection, client CLIENT_ID and the extra ones) in the table.
+or_seed() {
+    lua5.4 "$ROOT/examples/openresty/seed.lua" "$@" >&2
+}
+
 # TLS material for the test servers: a CA and a server certificate for 127.0.0.1/localhost signed by
 # it, and a second CA that signed nothing (the "untrusted" case). trusted.pem = our CA + the system's.
 or_tls_material() {

@@ -162,6 +162,32 @@ function _M.run()
             local took = ngx.now() - t0
             assert(took >= 0.15 and took < 0.5, "took " .. took .. " s")
         end },
+        { "req.timeout_ms bounds one request instead of the transport's timeout_ms", function()
+            local t0 = ngx.now()
+            fails("timeout", true, function() t:request({ method = "GET", url = base .. "/fx/slow", timeout_ms = 200 }) end)
+            ngx.update_time()
+            local took = ngx.now() - t0
+            assert(took >= 0.15 and took < 0.45, "took " .. took .. " s")
+            eq("late", get(base .. "/fx/slow").body, "the transport's own 3 s bound after it")
+        end },
+        { "the client's deadline_ms over cosockets: a TransportError with reason deadline, on time", function()
+            local events = {}
+            local client = aws.client.new({ endpoint = base .. "/fx/slow", region = "us-east-1", sleep = ngx.sleep,
+                credentials = { accessKeyId = "AKIDFAKE", secretAccessKey = "fake-secret" },
+                on_request = function(ev) events[#events + 1] = ev end })
+            ngx.update_time()
+            local t0 = ngx.now()
+            local err = fails("deadline", false, function()
+                client:call("GetItem", { TableName = "t", Key = { PK = "a" } }, { deadline_ms = 250 })
+            end)
+            ngx.update_time()
+            local took = ngx.now() - t0
+            assert(took >= 0.2 and took < 0.45, "took " .. took .. " s")
+            eq("timeout", err.last_error and err.last_error.reason, "the last attempt's reason")
+            eq(1, #events, "hook events")
+            eq("TransportError", events[1].code, "event code")
+            eq(false, events[1].retry, "event retry")
+        end },
         { "connection refused is 'connect'", function()
             fails("connect", true, function() get(a.closed) end)
         end },
