@@ -744,6 +744,8 @@ int marshal_field_kind(const char *k, size_t n)
         return IS("Item") ? 1 : IS("Keys") ? 2 : 0;
     case 5:
         return IS("Items") ? 2 : 0;
+    case 8: /* a DynamoDB Streams record's images */
+        return IS("NewImage") || IS("OldImage") ? 1 : 0;
     case 9:
         return IS("Responses") ? 3 : 0;
     case 10:
@@ -769,10 +771,20 @@ static void enc_plain_field(struct enc *e, int idx, int depth, const struct mars
     case 1:
         enc_item(e, idx, depth, p);
         return;
-    case 2: /* a list of items (Keys in BatchGetItem) */
+    case 2: /* a list of items (Keys in BatchGetItem); a map is one item (a stream record's Keys,
+             * as decode_reply reads it back) */
         if (lua_type(e->L, idx) != LUA_TTABLE)
             l_marshal_fail(e->L, 400, p, "expected a list of items, got a %s",
                            luaL_typename(e->L, idx));
+        lua_pushnil(e->L);
+        if (lua_next(e->L, idx)) {
+            int named = lua_type(e->L, -2) == LUA_TSTRING;
+            lua_pop(e->L, 2);
+            if (named) {
+                enc_item(e, idx, depth, p);
+                return;
+            }
+        }
         enc_list(e, idx, depth, p, enc_item);
         return;
     default:

@@ -769,8 +769,11 @@ static void dec_plain_field(struct dec *d, int depth, const struct marshal_path 
     case 1:
         dec_item(d, depth, path);
         return;
-    case 2:
-        dec_item_list(d, depth, path);
+    case 2: /* BatchGetItem's Keys is a list of items; a stream record's Keys is one item */
+        if (d->p < d->end && *d->p == '{')
+            dec_item(d, depth, path);
+        else
+            dec_item_list(d, depth, path);
         return;
     case 3: /* TransactGetItems' Responses is a plain list of {Item}: that goes below */
         if (d->p < d->end && *d->p == '{') {

@@ -89,7 +89,7 @@ describe("authhero-dynamo", function()
         it("lists the commands, and shows each command's usage and options", function()
             local rc, out = run("--help")
             assert.equals(0, rc)
-            for _, c in ipairs({ "create-table", "import", "export", "verify", "stats" }) do
+            for _, c in ipairs({ "create-table", "import", "export", "verify", "stats", "changes" }) do
                 assert.truthy(out:find("  " .. c, 1, true), c .. " missing from --help")
                 local crc, cout, cerr = run(c .. " --help")
                 assert.equals(0, crc, cerr)
@@ -490,6 +490,153 @@ describe("authhero-dynamo", function()
             assert.equals(0, rc)
             assert.truthy(out:find("USER_GUARD%s+users: guard items%s+6"), out)
             assert.truthy(out:find(": 78 items", 1, true), out)
+        end)
+    end)
+
+    describe("changes", function()
+        local function events(out)
+            local evs = {}
+            for _, l in ipairs(lines_of(out)) do evs[#evs + 1] = core.json_decode(l) end
+            return evs
+        end
+
+        it("prints entity-level change events, resumes from --checkpoint, labels helpers with --helpers", function()
+            local t = "cli_changes_" .. stamp
+            local rc, out, err = cli(t, "create-table --streams")
+            assert.equals(0, rc, err)
+            assert.truthy(out:find("stream NEW_AND_OLD_IMAGES", 1, true), out)
+            assert.equals(0, (cli(t, "import " .. q(ROOT .. "/examples/import-sample.jsonl"))))
+            -- one line per entity item; helper items (guards, pointers, ...) skipped
+            local schema = aws.schema
+            local want = 0
+            for et, n in pairs(stats(t).counts) do
+                if schema.by_type[et].entity.entity_type == et then want = want + n end
+            end
+            local cp = tmp("changes.cp")
+            rc, out, err = cli(t, "changes --checkpoint " .. q(cp))
+            assert.equals(0, rc, err)
+            local evs = events(out)
+            -- an INSERT per entity item; the import also links a user to its primary (a MODIFY)
+            local users, inserts = {}, 0
+            for _, e in ipairs(evs) do
+                if e.event == "INSERT" then
+                    inserts = inserts + 1
+                    assert.equals(core.null, e.old)
+                else
+                    assert.equals("MODIFY", e.event)
+                    assert.equals("users", e.entity)
+                end
+                assert.is_string(e.entity)
+                assert.is_nil(e.new.PK)
+                assert.is_nil(e.new.SK)
+                assert.is_nil(e.new.entityType)
+                assert.is_nil(e.new.GSI1PK)
+                if e.entity ~= "keys" then assert.equals("acme", e.tenant) end
+                if e.entity == "users" and e.event == "INSERT" then users[#users + 1] = e end
+            end
+            assert.equals(want, inserts)
+            assert.is_true(#evs - inserts <= 2)
+            assert.equals(5, #users)
+            assert.equals(users[1].new.user_id, users[1].id)
+            -- the checkpoint file is JSON: shard id -> sequence number
+            local saved = core.json_decode(read(cp))
+            local n = 0
+            for k, v in pairs(saved) do
+                assert.is_string(k)
+                assert.matches("^%d+$", v)
+                n = n + 1
+            end
+            assert.is_true(n >= 1)
+            -- more changes, then the same checkpoint: exactly those
+            local adapters = aws.create_adapters(client, { tableName = t })
+            local uid = users[1].id
+            adapters.users.update("acme", uid, { name = "Changed Name" })
+            adapters.roles.remove("acme", "rol_admin")
+            rc, out, err = cli(t, "changes --checkpoint " .. q(cp))
+            assert.equals(0, rc, err)
+            evs = events(out)
+            assert.equals("MODIFY", evs[1].event)
+            assert.equals("users", evs[1].entity)
+            assert.equals(uid, evs[1].id)
+            assert.equals("Changed Name", evs[1].new.name)
+            assert.is_true(evs[1].old.name ~= "Changed Name")
+            local removed
+            for _, e in ipairs(evs) do
+                assert.is_true(e.event ~= "INSERT", "a change printed twice: " .. e.entity)
+                if e.entity == "roles" and e.event == "REMOVE" then removed = e end
+            end
+            assert.is_table(removed, out)
+            assert.equals(core.null, removed.new)
+            assert.equals("rol_admin", removed.id)
+            -- nothing new: nothing printed
+            rc, out = cli(t, "changes --checkpoint " .. q(cp))
+            assert.equals(0, rc)
+            assert.equals("", out)
+            rc, out = cli(t, "changes --from latest")
+            assert.equals(0, rc)
+            assert.equals("", out)
+            -- --helpers: the guard items too, labelled
+            rc, out = cli(t, "changes --helpers")
+            assert.equals(0, rc)
+            local guards = 0
+            for _, e in ipairs(events(out)) do
+                if e.helper then
+                    assert.is_string(e.key.PK)
+                    assert.is_nil(e.new)
+                    if e.helper == "guard" and e.entity == "users" then guards = guards + 1 end
+                end
+            end
+            assert.is_true(guards >= 6)
+        end)
+
+        it("--follow prints a change made while it waits; Ctrl-C exits 130 with the checkpoint after it", function()
+            local t = "cli_follow_" .. stamp
+            assert.equals(0, (cli(t, "create-table --streams")))
+            local adapters = aws.create_adapters(client, { tableName = t })
+            adapters.tenants.create({ id = "fol", friendly_name = "Follow", audience = "https://fol.example",
+                sender_email = "a@fol.example", sender_name = "F" })
+            local pidf, rcf, outf, errf, cp = tmp("fol.pid"), tmp("fol.rc"), tmp("fol.out"), tmp("fol.err"), tmp("fol.cp")
+            local cmd = "lua5.4 " .. q(BIN) .. " changes --follow --poll 0.05 --checkpoint " .. q(cp) .. " --table " .. q(t)
+                .. " --endpoint " .. q(endpoint)
+            os.execute("sh -c " .. q(cmd .. " >" .. q(outf) .. " 2>" .. q(errf) .. " & echo $! >" .. q(pidf)
+                .. "; wait $!; echo $? >" .. q(rcf)) .. " </dev/null >/dev/null 2>&1 &")
+            local function wait_for(path, pattern)
+                for _ = 1, 200 do
+                    local f = io.open(path)
+                    local text = f and f:read("a") or ""
+                    if f then f:close() end
+                    if text:find(pattern) then return text end
+                    core.sleep(0.05)
+                end
+                error("nothing matching " .. pattern .. " in " .. path)
+            end
+            wait_for(outf, '"event":"INSERT"')
+            adapters.tenants.update("fol", { friendly_name = "Follow, renamed" })
+            local out = wait_for(outf, '"event":"MODIFY"')
+            local pid = tonumber(wait_for(pidf, "%d+"):match("%d+"))
+            os.execute("kill -INT " .. pid)
+            local rc = tonumber((wait_for(rcf, "%d+"):match("%d+")))
+            assert.equals(130, rc)
+            assert.truthy(read(errf):find("changes: interrupted", 1, true))
+            local evs = events(out)
+            assert.equals(2, #evs)
+            assert.equals("Follow, renamed", evs[2].new.friendly_name)
+            -- the checkpoint covers both: nothing more to print
+            local rc2, out2 = cli(t, "changes --checkpoint " .. q(cp))
+            assert.equals(0, rc2)
+            assert.equals("", out2)
+        end)
+
+        it("refuses a table without a stream and bad options in one line", function()
+            local t = new_table("nostream")
+            local rc, out, err = cli(t, "changes")
+            assert.equals(1, rc)
+            assert.equals("", out)
+            assert.truthy(err:find("has no stream", 1, true), err)
+            local _
+            rc, _, err = cli(t, "changes --from yesterday")
+            assert.equals(2, rc)
+            assert.truthy(err:find("--from must be trim_horizon or latest", 1, true), err)
         end)
     end)
 end)

@@ -13,6 +13,9 @@
 --     ValidationError.
 --   deadline_ms (default none): every call's deadline_ms unless the call gives its own (below).
 --   on_request: function(event), called after every attempt (the hook; see emit below).
+--   streams_endpoint: where the DynamoDB Streams operations (ListStreams, DescribeStream,
+--     GetShardIterator, GetRecords) go; default AWS_ENDPOINT_URL_DYNAMODB_STREAMS, else a custom
+--     endpoint's (DynamoDB Local serves both APIs), else https://streams.dynamodb.<region>.amazonaws.com.
 --
 -- Per-call options, call(op, params, { timeout_ms, max_attempts, deadline_ms, idempotent }):
 -- timeout_ms bounds each attempt (the transport's req.timeout_ms; default the client's timeout_ms),
@@ -44,6 +47,10 @@ local _M = {}
 local mt = { __index = _M }
 
 local TARGET_PREFIX = "DynamoDB_20120810."
+-- DynamoDB Streams: its own target prefix and endpoint (streams.dynamodb.<region>.amazonaws.com on
+-- AWS), signed as service "dynamodb"; DynamoDB Local serves both APIs on one endpoint.
+local STREAMS_PREFIX = "DynamoDBStreams_20120810."
+local STREAMS_OPS = { ListStreams = true, DescribeStream = true, GetShardIterator = true, GetRecords = true }
 local DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_TIME_MS = 5, 20000
 -- The built-in transports' default request timeout and the largest one they take (ms).
 local DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS = 10000, 3600000
@@ -57,6 +64,7 @@ local THROTTLING = {
     TransactionInProgressException = true, RequestThrottled = true,
     RequestThrottledException = true, TooManyRequestsException = true, SlowDown = true,
     BandwidthLimitExceeded = true, EC2ThrottledException = true,
+    LimitExceededException = true, -- DynamoDB Streams' GetRecords throttling (and the control plane's)
 }
 local TRANSIENT = {
     InternalServerError = true, InternalFailure = true, ServiceUnavailable = true,
@@ -147,7 +155,9 @@ end
 function _M.new(config)
     config = config or {}
     check_type(config, "table", "config", 2)
-    for _, f in ipairs({ "region", "endpoint", "profile", "ca_file" }) do check_type(config[f], "string", f, 2) end
+    for _, f in ipairs({ "region", "endpoint", "streams_endpoint", "profile", "ca_file" }) do
+        check_type(config[f], "string", f, 2)
+    end
     for _, f in ipairs({ "timeout_ms", "connect_timeout_ms", "max_attempts", "max_time_ms" }) do
         check_type(config[f], "number", f, 2)
     end
@@ -159,9 +169,12 @@ function _M.new(config)
             "no AWS region: set config.region, AWS_REGION or AWS_DEFAULT_REGION")
     end
     if not region:match("^[a-z0-9-]+$") then errors.validation("invalid region %q", region) end
-    local endpoint = config.endpoint or env("AWS_ENDPOINT_URL_DYNAMODB") or env("AWS_ENDPOINT_URL")
-        or ("https://dynamodb." .. region .. ".amazonaws.com")
-    local url, host, path = parse_endpoint(endpoint)
+    local custom = config.endpoint or env("AWS_ENDPOINT_URL_DYNAMODB") or env("AWS_ENDPOINT_URL")
+    local url, host, path = parse_endpoint(custom or ("https://dynamodb." .. region .. ".amazonaws.com"))
+    -- Streams: config.streams_endpoint, else AWS_ENDPOINT_URL_DYNAMODB_STREAMS, else a custom
+    -- DynamoDB endpoint (DynamoDB Local answers both APIs), else AWS's streams endpoint.
+    local s_url, s_host, s_path = parse_endpoint(config.streams_endpoint or env("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        or custom or ("https://streams.dynamodb." .. region .. ".amazonaws.com"))
     local max_attempts = config.max_attempts or DEFAULT_MAX_ATTEMPTS
     if max_attempts < 1 or max_attempts ~= math.floor(max_attempts) then
         errors.validation("max_attempts must be a positive integer")
@@ -184,6 +197,7 @@ function _M.new(config)
     local self = setmetatable({
         region = region,
         endpoint = url,
+        streams_endpoint = s_url,
         stats = { requests = 0, retries = 0, read_capacity = 0, write_capacity = 0 },
         _host = host,
         _path = path,
@@ -202,6 +216,10 @@ function _M.new(config)
             headers = false, body = false, access_key_id = false, secret_access_key = false, amz_date = false },
         _rcc = rcc,
     }, mt)
+    -- what a Streams call uses instead of the client's own endpoint, host and signing parameters
+    self._streams = { url = s_url, host = s_host, prefix = STREAMS_PREFIX,
+        sign = { method = "POST", path = s_path, query = "", region = region, service = "dynamodb",
+            headers = false, body = false, access_key_id = false, secret_access_key = false, amz_date = false } }
     local transport, kind = default_transport(config)
     self._transport = transport
     local factory = config.transport_factory
@@ -274,6 +292,8 @@ local function classify(err)
         end
     elseif EXPIRED_CREDENTIALS[code] then
         kind = "credentials"
+    elseif code == "ReplicatedWriteConflictException" then
+        kind = "transient" -- MRSC: a concurrent write in another Region won; this one was not applied (a 4xx)
     elseif TRANSIENT[code] or (err.status >= 500 and err.status <= 599) then
         kind = "transient"
     end
@@ -320,19 +340,20 @@ local function amz_date_of(self)
     return self._date_s
 end
 
-function _M._signed_headers(self, op, body)
+-- _signed_headers(op, body [, streams]): streams = self._streams for a DynamoDB Streams call.
+function _M._signed_headers(self, op, body, streams)
     local creds = self._credentials:get()
     local amz_date = amz_date_of(self)
     local headers = {
-        { "host", self._host },
+        { "host", streams and streams.host or self._host },
         { "content-type", "application/x-amz-json-1.0" },
         { "x-amz-date", amz_date },
-        { "x-amz-target", TARGET_PREFIX .. op },
+        { "x-amz-target", (streams and streams.prefix or TARGET_PREFIX) .. op },
     }
     if creds.session_token then headers[5] = { "x-amz-security-token", creds.session_token } end
     -- one table per client, refilled per call: sigv4_sign runs to completion without yielding, so
     -- coroutines sharing the client never see it half-filled
-    local sp = self._sign_params
+    local sp = streams and streams.sign or self._sign_params
     sp.headers, sp.body, sp.amz_date = headers, body, amz_date
     sp.access_key_id, sp.secret_access_key = creds.access_key_id, creds.secret_access_key
     local auth = core.sigv4_sign(sp)
@@ -395,7 +416,7 @@ end
 -- A call that changes nothing (its errors never carry maybe_applied).
 local function is_read(op, params)
     if op == "GetItem" or op == "Query" or op == "Scan" or op == "BatchGetItem" or op == "TransactGetItems"
-        or op:match("^Describe") or op:match("^List") then
+        or op:match("^Describe") or op:match("^List") or op == "GetRecords" or op == "GetShardIterator" then
         return true
     end
     if op == "ExecuteStatement" then return is_select(params.Statement) end
@@ -555,8 +576,9 @@ function _M.call(self, op, params, opts)
     local eok, body = pcall(core.encode_request, params) -- bad input raises here, before any request
     if not eok then fail(body, op, params, attempt, maybe) end
     local transport = self._transport
-    local req = { method = "POST", url = self.endpoint, headers = nil, body = body, decode = true,
-        timeout_ms = timeout_ms }
+    local streams = STREAMS_OPS[op] and self._streams or nil
+    local req = { method = "POST", url = streams and streams.url or self.endpoint, headers = nil, body = body,
+        decode = true, timeout_ms = timeout_ms }
     local hook, tname, sent = self._on_request, nil, 0 -- sent: requests so far (the hook's attempt)
     if hook then
         req.meta = true
@@ -577,7 +599,7 @@ function _M.call(self, op, params, opts)
             req.timeout_ms = clipped and left or timeout_ms
         end
         attempt = attempt + 1
-        req.headers = self:_signed_headers(op, body)
+        req.headers = self:_signed_headers(op, body, streams)
         self.stats.requests = self.stats.requests + 1
         local t0
         if hook then
@@ -791,6 +813,12 @@ function _M.batch_get(self, table_name, keys, opts)
         return un and un.Keys or {}
     end)
     return items, left
+end
+
+-- changes(table_name [, opts]) -> iterator, feed: the table's stream as change events
+-- (authhero.aws.streams has the options and the checkpoint).
+function _M.changes(self, table_name, opts)
+    return require("authhero.aws.streams").changes(self, table_name, opts)
 end
 
 function _M.close(self)

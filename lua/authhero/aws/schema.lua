@@ -415,8 +415,8 @@ local function key_schema(pk, sk)
     return { { AttributeName = pk, KeyType = "HASH" }, { AttributeName = sk, KeyType = "RANGE" } }
 end
 
--- The CreateTable request for the documented table.
-function _M.definition(table_name, billing_mode, rcu, wcu)
+-- The CreateTable request for the documented table; streams: with a NEW_AND_OLD_IMAGES stream.
+function _M.definition(table_name, billing_mode, rcu, wcu, streams)
     local provisioned = billing_mode == "PROVISIONED"
     local throughput = provisioned and { ReadCapacityUnits = rcu or 5, WriteCapacityUnits = wcu or 5 } or nil
     local attrs = { { AttributeName = "PK", AttributeType = "S" }, { AttributeName = "SK", AttributeType = "S" } }
@@ -439,6 +439,7 @@ function _M.definition(table_name, billing_mode, rcu, wcu)
         GlobalSecondaryIndexes = gsis,
         BillingMode = provisioned and "PROVISIONED" or "PAY_PER_REQUEST",
         ProvisionedThroughput = throughput,
+        StreamSpecification = streams and { StreamEnabled = true, StreamViewType = "NEW_AND_OLD_IMAGES" } or nil,
     }
 end
 
@@ -451,9 +452,20 @@ local function same_keys(ks, pk, sk)
     return h == pk and r == sk
 end
 
--- Problems that make an existing table unusable, as a list of strings (empty when compatible).
-function _M.incompatibilities(desc)
+-- Problems that make an existing table unusable, as a list of strings (empty when compatible);
+-- want.streams: a NEW_AND_OLD_IMAGES stream is required too.
+function _M.incompatibilities(desc, want)
     local problems = {}
+    if want and want.streams then
+        local ss = desc.StreamSpecification
+        if not (ss and ss.StreamEnabled) then
+            problems[#problems + 1] = "no stream (StreamSpecification NEW_AND_OLD_IMAGES is missing; add it with"
+                .. " UpdateTable)"
+        elseif ss.StreamViewType ~= "NEW_AND_OLD_IMAGES" then
+            problems[#problems + 1] = "the stream's view type is " .. tostring(ss.StreamViewType)
+                .. ", not NEW_AND_OLD_IMAGES"
+        end
+    end
     if not same_keys(desc.KeySchema, "PK", "SK") then
         problems[#problems + 1] = "key schema is not PK (HASH) / SK (RANGE)"
     end
@@ -498,12 +510,60 @@ local function wait_active(client, table_name, timeout, sleep, now)
     end
 end
 
--- create_table(client, { tableName, billing_mode, read_capacity, write_capacity, timeout })
--- -> the table description. Creates the documented table, waits until it and its indexes are
--- ACTIVE and enables TTL on `ttl`. An existing compatible table is fine; an incompatible one
--- raises a ValidationError listing why.
+-- Adds a replica per Region of `regions` the table lacks (a version 2019.11.21 global table), one
+-- UpdateTable at a time, waiting for the table and the new replica to be ACTIVE after each (AWS
+-- takes one replica change at a time). -> the last description.
+local function add_replicas(client, name, desc, regions, timeout, sleep, now, log)
+    for _, region in ipairs(regions) do
+        local have = region == client.region
+        for _, r in ipairs(desc.Replicas or {}) do
+            if r.RegionName == region then have = true end
+        end
+        if not have then
+            if log then log("adding a replica of " .. name .. " in " .. region .. " (this takes minutes)") end
+            client:call("UpdateTable", { TableName = name, ReplicaUpdates = { { Create = { RegionName = region } } } })
+            local deadline = now() + timeout
+            while true do
+                sleep(5)
+                desc = client:call("DescribeTable", { TableName = name }).Table
+                local status
+                for _, r in ipairs(desc.Replicas or {}) do
+                    if r.RegionName == region then status = r.ReplicaStatus end
+                end
+                if desc.TableStatus == "ACTIVE" and status == "ACTIVE" then break end
+                if status == "CREATION_FAILED" or status == "INACCESSIBLE_ENCRYPTION_CREDENTIALS" then
+                    errors.raise(0, "ReplicaError", "replica of " .. name .. " in " .. region .. ": " .. status)
+                end
+                if now() > deadline then
+                    errors.raise(0, "TimeoutError", "replica of " .. name .. " in " .. region
+                        .. " did not become ACTIVE in " .. timeout .. " s")
+                end
+            end
+        end
+    end
+    return desc
+end
+
+-- create_table(client, { tableName, billing_mode, read_capacity, write_capacity, timeout, streams,
+-- replicas }) -> the table description. Creates the documented table, waits until it and its
+-- indexes are ACTIVE and enables TTL on `ttl`. An existing compatible table is fine; an
+-- incompatible one raises a ValidationError listing why. streams = true: with a NEW_AND_OLD_IMAGES
+-- stream (an existing table without one is incompatible). replicas = { "eu-west-1", ... }: a
+-- global table (version 2019.11.21; implies streams): each Region not yet a replica is added,
+-- one at a time (real AWS only: DynamoDB Local has no replicas); opts.log(message), when given,
+-- hears of each replica as it starts.
 function _M.create_table(client, opts)
     opts = opts or {}
+    local replicas = opts.replicas
+    if replicas ~= nil then
+        if type(replicas) ~= "table" then errors.validation("replicas must be a list of Region names") end
+        for _, r in ipairs(replicas) do
+            if type(r) ~= "string" or not r:match("^[a-z][a-z0-9-]*%d$") then
+                errors.validation("replicas: invalid Region name %s", tostring(r))
+            end
+        end
+    end
+    local streams = opts.streams == true or replicas ~= nil
     local name = _M.table_name(opts.tableName or opts.table_name)
     local billing = opts.billing_mode or "PAY_PER_REQUEST"
     if billing ~= "PAY_PER_REQUEST" and billing ~= "PROVISIONED" then
@@ -511,10 +571,10 @@ function _M.create_table(client, opts)
     end
     local sleep, now = opts.sleep or core.sleep, opts.now or core.now
     local ok, err = pcall(client.call, client, "CreateTable",
-        _M.definition(name, billing, opts.read_capacity, opts.write_capacity))
+        _M.definition(name, billing, opts.read_capacity, opts.write_capacity, streams))
     if not ok and not errors.is(err, "ResourceInUseException") then error(err, 0) end
     local desc = wait_active(client, name, opts.timeout or 120, sleep, now)
-    local problems = _M.incompatibilities(desc)
+    local problems = _M.incompatibilities(desc, { streams = streams })
     if #problems > 0 then
         errors.raise(400, "ValidationError",
             "table " .. name .. " exists but is not compatible: " .. table.concat(problems, "; "))
@@ -531,6 +591,10 @@ function _M.create_table(client, opts)
             TableName = name,
             TimeToLiveSpecification = { Enabled = true, AttributeName = _M.TTL_ATTRIBUTE },
         })
+    end
+    if replicas and #replicas > 0 then
+        desc = add_replicas(client, name, desc, replicas, opts.replica_timeout or 1800, sleep, now,
+            opts.log)
     end
     return desc
 end

@@ -1,6 +1,6 @@
 -- The authhero-dynamo command line: dispatch, the DynamoDB client every subcommand shares (same
 -- flags and environment as the library), one-line error messages, exit codes, and create-table.
--- The subcommands live in import.lua, export.lua, verify.lua and stats.lua.
+-- The subcommands live in import.lua, export.lua, verify.lua, stats.lua and changes.lua.
 -- Exit codes: 0 success, 1 error (or failed records / differences), 2 usage, 3 import finished
 -- with skipped lines, 130 interrupted (Ctrl-C). Messages never show a URL's user:password@.
 local aws = require "authhero.aws"
@@ -120,10 +120,15 @@ end
 -- create-table -----------------------------------------------------------------------------------
 
 local CREATE_TABLE = {
-    usage = "create-table [--table NAME] [--billing PAY_PER_REQUEST|PROVISIONED --rcu N --wcu N]",
+    usage = "create-table [--table NAME] [--billing PAY_PER_REQUEST|PROVISIONED --rcu N --wcu N] [--streams]"
+        .. " [--replicas R1,R2]",
     description = "Creates the documented table: PK/SK, GSI1 and GSI2 (projection ALL), TTL on `ttl`.\n"
-        .. "An existing compatible table is left as it is; an incompatible one is an error.",
+        .. "An existing compatible table is left as it is; an incompatible one is an error.\n"
+        .. "--replicas makes it a global table (version 2019.11.21) on real AWS: a stream, then one\n"
+        .. "replica per Region, one at a time (DynamoDB Local has no replicas).",
     options = {
+        { "--streams", nil, "with a stream (NEW_AND_OLD_IMAGES), for `changes`" },
+        { "--replicas", "R1,R2", "add a replica in each Region (real AWS; implies --streams)" },
         { "--billing", "MODE", "PAY_PER_REQUEST (default) or PROVISIONED" },
         { "--rcu", "N", "read capacity units (PROVISIONED; default 5)" },
         { "--wcu", "N", "write capacity units (PROVISIONED; default 5)" },
@@ -137,14 +142,37 @@ local function create_table(opts)
     end
     local rcu, wcu = args.integer(opts, "rcu", 1), args.integer(opts, "wcu", 1)
     if billing ~= "PROVISIONED" and (rcu or wcu) then args.usage_error("--rcu and --wcu need --billing PROVISIONED") end
+    local replicas
+    if opts.replicas ~= nil then
+        if opts.replicas == true or opts.replicas == "" then args.usage_error("--replicas needs a list of Regions") end
+        replicas = {}
+        for r in tostring(opts.replicas):gmatch("[^,%s]+") do
+            if not r:match("^[a-z][a-z0-9-]*%d$") then args.usage_error("--replicas: invalid Region name %s", r) end
+            replicas[#replicas + 1] = r
+        end
+    end
     local client = _M.client(opts)
     local name = _M.table_name(opts)
+    if replicas then
+        for _, r in ipairs(replicas) do
+            if r == client.region then
+                args.usage_error("--replicas: %s is the table's own Region (--region); list the other Regions", r)
+            end
+        end
+    end
     local existed = pcall(client.call, client, "DescribeTable", { TableName = name })
     local desc = aws.schema.create_table(client, { tableName = name, billing_mode = billing, read_capacity = rcu,
-        write_capacity = wcu })
+        write_capacity = wcu, streams = opts.streams == true, replicas = replicas,
+        log = replicas and function(msg) io.stderr:write(msg, "\n") end or nil })
     local mode = desc.BillingModeSummary and desc.BillingModeSummary.BillingMode or billing
-    print(string.format("%s %s: %s, GSI1 and GSI2, TTL on ttl (%s)", existed and "table exists and is compatible:"
-        or "created table", name, desc.TableStatus or "ACTIVE", mode))
+    local extra = ""
+    if replicas then
+        extra = ", stream NEW_AND_OLD_IMAGES, replicas in " .. client.region .. "," .. table.concat(replicas, ",")
+    elseif opts.streams then
+        extra = ", stream NEW_AND_OLD_IMAGES"
+    end
+    print(string.format("%s %s: %s, GSI1 and GSI2, TTL on ttl%s (%s)", existed and "table exists and is compatible:"
+        or "created table", name, desc.TableStatus or "ACTIVE", extra, mode))
     return 0
 end
 
@@ -156,12 +184,13 @@ local COMMANDS = {
     { "export", "export every record of a tenant as JSON lines" },
     { "verify", "compare a JSON-lines file with what the table holds" },
     { "stats", "item counts per entity type (whole table or one tenant)" },
+    { "changes", "the table's stream as entity-level change events (JSON lines)" },
 }
 
 local function module_for(cmd)
     if cmd == "create-table" then
         return { spec = CREATE_TABLE, run = function(_, opts) return create_table(opts) end }
-    elseif cmd == "import" or cmd == "export" or cmd == "verify" or cmd == "stats" then
+    elseif cmd == "import" or cmd == "export" or cmd == "verify" or cmd == "stats" or cmd == "changes" then
         return require("authhero.aws.cli." .. cmd)
     elseif cmd == "_import-worker" then
         return require("authhero.aws.cli.import").worker_command
@@ -217,7 +246,7 @@ function _M.main(argv)
     end
     local mod = module_for(cmd)
     if not mod then
-        io.stderr:write(string.format("%s: unknown command %q (commands: create-table, import, export, verify, stats)\n",
+        io.stderr:write(string.format("%s: unknown command %q (commands: create-table, import, export, verify, stats, changes)\n",
             _M.PROG, cmd))
         return 2
     end
