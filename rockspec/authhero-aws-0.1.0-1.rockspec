@@ -106,6 +106,7 @@ build = {
         ["authhero.aws.credentials"] = "lua/authhero/aws/credentials.lua",
         ["authhero.aws.errors"] = "lua/authhero/aws/errors.lua",
         ["authhero.aws.filter"] = "lua/authhero/aws/filter.lua",
+        ["authhero.aws.global"] = "lua/authhero/aws/global.lua",
         ["authhero.aws.metrics"] = "lua/authhero/aws/metrics.lua",
         ["authhero.aws.password"] = "lua/authhero/aws/password.lua",
         ["authhero.aws.registry"] = "lua/authhero/aws/registry.lua",

@@ -60,4 +60,7 @@ _M.filter = setmetatable({}, { __index = function(_, k) return require("authhero
 -- Prometheus metrics from the client's on_request hook (metrics.lua), loaded on first use.
 _M.metrics = setmetatable({}, { __index = function(_, k) return require("authhero.aws.metrics")[k] end })
 
+-- The multi-Region router that stands in for the client (global.lua), loaded on first use.
+_M.global = setmetatable({}, { __index = function(_, k) return require("authhero.aws.global")[k] end })
+
 return _M
