@@ -887,7 +887,7 @@ describe("authhero-dynamo hardening", function()
             local path = tmp("big.jsonl")
             if not io.open(path) then bench.write(path, bench.gen(N, "int-" .. stamp)) end
             local rc, out, err, took, t = interrupted_import("int" .. parallel, parallel, path)
-            assert.equals(130, rc, err)
+            assert.equals(130, rc, "stderr: " .. err .. " stdout: " .. out)
             assert.is_true(took < 5, "took " .. took .. " s to stop")
             assert.falsy(err:find("internal error", 1, true), err)
             local s = core.json_decode(out)

@@ -153,7 +153,8 @@ return function(ctx)
     -- expires_at, ttl and updated_at on the condition that the login session exists, is live, and
     -- its ttl is absent or earlier than the new one. -> true when extended; false when it was long
     -- enough already, missing, expired (never resurrected: an expired item is absent, §2.9), the
-    -- arguments are unusable, or the write failed (logged). Never raises, never shortens.
+    -- arguments are unusable, or the write failed (logged). Raises only what is not a storage
+    -- failure (a bug, an interrupt). Never shortens.
     function M._bump(tenant_id, id, expires_at)
         if type(tenant_id) ~= "string" or tenant_id == "" or type(id) ~= "string" or id == "" then return false end
         local ms = util.parse_iso(expires_at)
@@ -173,6 +174,8 @@ return function(ctx)
         end)
         if ok then return true end
         if errors.is(res, "ConditionalCheckFailedException") then return false end
+        -- a storage failure is logged; anything else (a bug, Ctrl-C's "interrupted!") is not ours to eat
+        if not errors.is(res) then error(res, 0) end
         warn(string.format("login session %s of tenant %s was not extended: %s", id, tenant_id, tostring(res)))
         return false
     end

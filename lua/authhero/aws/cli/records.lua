@@ -65,6 +65,7 @@ function _M.parse(text)
     if text:byte(-1) == 13 then text = text:sub(1, -2) end -- CRLF files
     local ok, v = pcall(core.json_decode, text)
     if not ok then
+        if cli_args.is_interrupt(v) then error(v, 0) end -- Ctrl-C during the decode: not a bad line
         local msg = errors.is(v) and v.message or tostring(v)
         return { skip = "bad JSON: " .. tostring(msg):gsub("^malformed JSON: ", "") }
     end
