@@ -545,13 +545,20 @@ end
 -- call(op, params [, opts]) -> the reply with items unmarshalled; raises the error object.
 -- opts: idempotent (true or false overrides the call's own classification, see the header),
 -- timeout_ms, max_attempts, deadline_ms (per-call options, see the header).
-function _M.call(self, op, params, opts)
+-- The argument checks of call(op, params), shared with the stand-ins for a client (aws.global):
+-- raises at the caller of call (level 3 from here).
+function _M._check_call(op, params)
     if type(op) ~= "string" or not op:match("^%u%a+$") then
-        error("bad argument #1 to 'call' (DynamoDB operation name expected, got " .. tostring(op) .. ")", 2)
+        error("bad argument #1 to 'call' (DynamoDB operation name expected, got " .. tostring(op) .. ")", 3)
     end
     if params ~= nil and type(params) ~= "table" then
-        error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 2)
+        error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 3)
     end
+end
+local check_call = _M._check_call
+
+function _M.call(self, op, params, opts)
+    check_call(op, params)
     local declared, timeout_ms, max_attempts, deadline_ms
     if opts ~= nil then
         if type(opts) ~= "table" then

@@ -600,12 +600,7 @@ end
 
 -- call(op, params [, opts]) -> the reply of the Region the request was routed to (see the header).
 function _M.call(self, op, params, opts)
-    if type(op) ~= "string" or not op:match("^%u%a+$") then
-        error("bad argument #1 to 'call' (DynamoDB operation name expected, got " .. tostring(op) .. ")", 2)
-    end
-    if params ~= nil and type(params) ~= "table" then
-        error("bad argument #2 to 'call' (table expected, got " .. type(params) .. ")", 2)
-    end
+    client_mod._check_call(op, params)
     params = params or {}
     if op == "BatchWriteItem" or op == "BatchGetItem" then return batch(self, op, params, opts) end
     return run(self, op, params, opts, self:target(op, params))
