@@ -52,7 +52,8 @@ import os
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonctl
 
 AUTH = ("AWS4-HMAC-SHA256 Credential=replicator/20240101/us-east-1/dynamodb/aws4_request, "
         "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0")  # DynamoDB Local checks the shape only
@@ -418,36 +419,14 @@ class Replicator:
 REP = None
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(jsonctl.Handler):
+    def stats(self):
+        return REP.snapshot()
 
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, obj):
-        body = (json.dumps(obj) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/_stats":
-            return self.reply(200, REP.snapshot())
-        return self.reply(404, {"error": "no such route"})
-
-    def do_POST(self):
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/_control":
-            return self.reply(404, {"error": "no such route"})
-        try:
-            ctl = json.loads(raw or b"{}")
-        except ValueError:
-            return self.reply(400, {"error": "bad JSON"})
+    def control(self, ctl):
         op = ctl.get("op")
         if op == "drain":
-            return self.reply(*REP.drain(float(ctl.get("timeout_ms", 30000)) / 1000.0))
+            return REP.drain(float(ctl.get("timeout_ms", 30000)) / 1000.0)
         with LOCK:
             if op == "pause":
                 REP.paused = True
@@ -460,13 +439,9 @@ class Handler(BaseHTTPRequestHandler):
             elif op == "reset_stats":
                 REP.reset_stats()
             else:
-                return self.reply(400, {"error": "unknown op %r" % op})
+                return 400, {"error": "unknown op %r" % op}
             LOCK.notify_all()
-        return self.reply(200, {"ok": True})
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+        return 200, {"ok": True}
 
 
 def main():
@@ -498,13 +473,8 @@ def main():
     for ready in readies:
         if not ready.wait(30):
             sys.exit("replicator.py: streams not readable: %s" % REP.stats["last_error"])
-    srv = Server(("127.0.0.1", 0), Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    parent = os.getppid()
-    print(os.getpid(), srv.server_address[1], flush=True)
-    while os.getppid() == parent:  # the spec runner died without stopping us: go too
-        time.sleep(0.5)
-    sys.exit(0)
+    srv = jsonctl.serve(Handler)
+    jsonctl.announce_and_wait(srv.server_address[1])
 
 
 if __name__ == "__main__":

@@ -23,14 +23,14 @@ Control, on 127.0.0.1:CONTROL_PORT:
                  blackholed, reset (connections reset by refuse), upstream_errors (answered 502)"""
 import http.client
 import json
-import os
 import select
 import socket
 import struct
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import jsonctl
 
 MODES = ("pass", "delay", "blackhole", "503", "refuse")
 LOCK = threading.Lock()
@@ -214,47 +214,20 @@ def serve(conn):
             pass
 
 
-class Control(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def reply(self, status, obj):
-        body = (json.dumps(obj) + "\n").encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path != "/_stats":
-            return self.reply(404, {"error": "no such route"})
+class Control(jsonctl.Handler):
+    def stats(self):
         with LOCK:
-            out = dict(STATS, mode=STATE["mode"], delay_ms=STATE["delay"] * 1000.0)
-        return self.reply(200, out)
+            return dict(STATS, mode=STATE["mode"], delay_ms=STATE["delay"] * 1000.0)
 
-    def do_POST(self):
-        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.path != "/_control":
-            return self.reply(404, {"error": "no such route"})
-        try:
-            ctl = json.loads(raw or b"{}")
-        except ValueError:
-            return self.reply(400, {"error": "bad JSON"})
+    def control(self, ctl):
         mode = ctl.get("mode")
         if mode not in MODES:
-            return self.reply(400, {"error": "mode must be one of %s" % ", ".join(MODES)})
+            return 400, {"error": "mode must be one of %s" % ", ".join(MODES)}
         try:
             set_mode(mode, ctl.get("ms"))
         except OSError as e:  # the port could not be bound again
-            return self.reply(500, {"error": str(e)})
-        return self.reply(200, {"ok": True})
-
-
-class Server(ThreadingHTTPServer):
-    daemon_threads = True
+            return 500, {"error": str(e)}
+        return 200, {"ok": True}
 
 
 def main():
@@ -266,13 +239,8 @@ def main():
     lst = listen(0)
     STATE["listener"], STATE["port"] = lst, lst.getsockname()[1]
     threading.Thread(target=accept_loop, daemon=True).start()
-    ctl = Server(("127.0.0.1", 0), Control)
-    threading.Thread(target=ctl.serve_forever, daemon=True).start()
-    parent = os.getppid()
-    print(os.getpid(), STATE["port"], ctl.server_address[1], flush=True)
-    while os.getppid() == parent:  # the spec runner died without stopping us: go too
-        time.sleep(0.5)
-    sys.exit(0)
+    ctl = jsonctl.serve(Control)
+    jsonctl.announce_and_wait(STATE["port"], ctl.server_address[1])
 
 
 if __name__ == "__main__":
