@@ -5,7 +5,6 @@ local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
 local cjson = require "cjson"
 local ddb = require "support.ddb_local"
-local errors = aws.errors
 
 local TABLE = "hooks_spec_" .. tostring(os.time()) .. "_" .. math.random(1000000)
 local CREDS = { accessKeyId = "AKIDHOOKSSPEC", secretAccessKey = "hooks-spec-secret/key+1" }
@@ -19,12 +18,7 @@ local function proxy_requests() return fp:stats().requests end
 -- the next requests through the proxy get these faults, one each; then none
 local function script(faults) fp:script(faults) end
 
-local function raises(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local raises = require "support.raises"
 
 -- A client through the proxy; backoff is full (random() = 1) so delays are 50, 100, 200 ms...
 local function proxied(extra)

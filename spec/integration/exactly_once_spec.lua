@@ -5,7 +5,6 @@ local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
 local ddb = require "support.ddb_local"
 local fault_run = require "support.fault_run"
-local errors = aws.errors
 
 local TABLE = "exactly-once"
 local CREDS = { accessKeyId = "AKIDEXACT", secretAccessKey = "exact-secret" }
@@ -37,12 +36,7 @@ local function add(c, sk, opts)
         ExpressionAttributeNames = { ["#n"] = "n" }, ExpressionAttributeValues = { [":one"] = 1 } }, opts)
 end
 
-local function raises(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local raises = require "support.raises"
 
 describe("exactly once through a faulty proxy to DynamoDB Local", function()
     setup(function()

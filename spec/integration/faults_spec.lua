@@ -5,7 +5,6 @@
 local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
 local curl = require "authhero.aws.transport.curl"
-local errors = aws.errors
 
 local here = debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./"
 local FAULTD = here .. "../support/faultd.py"
@@ -104,13 +103,7 @@ local function get(c, pk, sk)
     return c:call("GetItem", { TableName = TABLE, Key = { PK = pk, SK = sk } }).Item
 end
 
--- pcall that must fail with one of our error objects.
-local function raises(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local raises = require "support.raises"
 
 -- Full jitter: the delay before retry i lies in [0, min(cap, base * 2^(i-1))].
 local function assert_backoff(sleeps, base, n)

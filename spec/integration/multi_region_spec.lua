@@ -9,7 +9,6 @@
 local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
 local schema = require "authhero.aws.schema"
-local errors = aws.errors
 local two = require "support.two_regions"
 
 local TABLE = "multi_region_spec_" .. os.time() .. "_" .. math.random(1000000)
@@ -61,12 +60,7 @@ describe("multi-Region through the adapters (two DynamoDB Locals)", function()
         return r, aws.create_adapters(r, { tableName = TABLE }), logged
     end
 
-    local function raises(f, ...)
-        local ok, err = pcall(f, ...)
-        assert.is_false(ok, "expected an error")
-        assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-        return err
-    end
+    local raises = require "support.raises"
 
     local function requests(name) return sim:proxy_stats(name).requests end
 

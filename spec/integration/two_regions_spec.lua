@@ -3,7 +3,6 @@
 -- through the library's own client. The multi-Region specs build on what this shows.
 local aws = require "authhero.aws"
 local core = require "authhero.aws.core"
-local errors = aws.errors
 local two = require "support.two_regions"
 
 local TABLE = "two_regions_spec_" .. os.time() .. "_" .. math.random(1000000)
@@ -54,12 +53,7 @@ describe("two-Region simulator", function()
         return (core.now() - t0) * 1000
     end
 
-    local function raises(f, ...)
-        local ok, err = pcall(f, ...)
-        assert.is_false(ok, "expected an error")
-        assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-        return err
-    end
+    local raises = require "support.raises"
 
     -- waits until the replicator has read n more records from region than `before` says
     local function read_count(region) return sim:stats().read[region] or 0 end
