@@ -65,12 +65,7 @@ local function new_client(steps, extra, cost)
     return aws.client.new(config), t, sleeps, clock
 end
 
-local function fails(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local fails = require "support.raises"
 
 local GET = { TableName = "t", Key = { PK = "a" } }
 local PUT = { TableName = "t", Item = { PK = "a", n = 1 } }

@@ -67,12 +67,7 @@ local function new_client(steps, extra)
     return aws.client.new(config), transport, sleeps
 end
 
-local function fails(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local fails = require "support.raises"
 
 local COND_PUT = { TableName = "t", Item = { PK = "a", SK = "b" }, ConditionExpression = "attribute_not_exists(PK)" }
 local ADD = { TableName = "t", Key = { PK = "a", SK = "b" }, UpdateExpression = "ADD #n :one",

@@ -82,12 +82,7 @@ local function setup(cfg)
     return router, tr, logged, clock
 end
 
-local function fails(f, ...)
-    local ok, err = pcall(f, ...)
-    assert.is_false(ok, "expected an error")
-    assert.is_true(errors.is(err), "not an error object: " .. tostring(err))
-    return err
-end
+local fails = require "support.raises"
 
 local FUTURE = "2099-01-01T00:00:00.000Z"
 
