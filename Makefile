@@ -119,6 +119,7 @@ bench: deps-full build
 	scripts/bench-client
 	scripts/bench-cost
 	scripts/bench-openresty
+	scripts/bench-cache-openresty
 	scripts/bench-import
 
 lint: deps
