@@ -32,10 +32,12 @@
 -- Values are copies (see copier below): a caller changing a returned record never changes the cache.
 --
 -- Concurrent misses: inside nginx (ngx.semaphore), a miss for a key whose load is already under way in
--- this worker, at the same generations, waits for that load instead of sending its own request. Plain
--- Lua with the blocking libcurl transport never runs two calls at once.
+-- this worker, at the same generations, waits for that load instead of sending its own request (at
+-- most 30 s, and never past the waiter's aws.within() deadline: then it raises that deadline's
+-- TransportError). Plain Lua with the blocking libcurl transport never runs two calls at once.
 local core = require "authhero.aws.core"
 local errors = require "authhero.aws.errors"
+local client_mod = require "authhero.aws.client" -- scope_left: a request's within() deadline
 
 local _M = {}
 local mt = { __index = _M }
@@ -407,13 +409,20 @@ function _M.read(self, key, scope, load, ...)
     local flights = self._flights
     local flight = flights[key]
     if flight and flight.gen == gen and flight.epoch == epoch then
+        -- at most WAIT_S, and never past the waiter's within() scope, which then raises its deadline
+        local wait_s, left = WAIT_S, client_mod.scope_left()
+        if left and left < wait_s then
+            if left <= 0 then error(client_mod._scope_error(0, "before waiting for a read under way"), 0) end
+            wait_s = left
+        end
         flight.waiting = flight.waiting + 1
         stats.waits = stats.waits + 1
-        local ok = flight.sema:wait(WAIT_S)
+        local ok = flight.sema:wait(wait_s)
         if ok then
             if not flight.ok then error(flight.value, 0) end
             return flight.value()
         end
+        if wait_s < WAIT_S then error(client_mod._scope_error(wait_s, "waiting for a read under way"), 0) end
         -- waited too long: load it ourselves
     end
     flight = nil

@@ -25,6 +25,24 @@
 -- reason "deadline" (retryable false, gave_up "deadline", last_error = the last attempt's error,
 -- maybe_applied as below); it is never retried past the deadline. A bad value is a ValidationError.
 --
+-- A deadline per request, for code that cannot pass options (the adapters, aws.global):
+-- within(ms, fn, ...) (also aws.within) runs fn(...) and returns its results, or re-raises its error.
+-- While fn runs, every call made in the SAME COROUTINE, by any client (the adapters', aws.global's
+-- per-Region clients), has a deadline no later than ms after within() was entered: the earliest of
+-- its own deadline_ms and the scope's; nested scopes take the earliest; the scope ends when fn
+-- returns or raises. Past it, a call raises the deadline TransportError above (err.within = true,
+-- err.deadline_ms = the scope's ms) before sending anything, and mid-call the scope cuts timeouts and
+-- backoff as deadline_ms does. Scopes are keyed by coroutine.running() (one nginx request = one
+-- coroutine, so concurrent requests in a worker never see each other's), which means calls from
+-- other coroutines (ngx.thread.spawn, ngx.timer, a coroutine fn creates) are NOT bounded by it. The
+-- cache (cache.lua) bounds its wait for another coroutine's read by it too. Not bounded: CPU work
+-- between calls, and batch_write/batch_get's sleeps between chunks (their calls are). A bad ms (not
+-- a positive number) is a ValidationError, a fn that is not a function a "bad argument" error. On PUC
+-- Lua 5.1, fn must not yield (pcall is not yieldable there). A coroutine abandoned inside fn (an
+-- nginx request aborted mid-call; never call ngx.exit inside fn) leaves its scope counted, so the
+-- calls of that worker keep paying the lookup below (a table read), nothing more.
+-- With no scope open anywhere, a call pays one comparison for all this.
+--
 -- Exactly once: a write is re-sent only when a second application cannot change the outcome.
 -- Reads, unconditional PutItem/DeleteItem, UpdateItem whose SET/REMOVE only assign values,
 -- BatchWriteItem, and TransactWriteItems/ExecuteTransaction (they get a ClientRequestToken, the
@@ -474,13 +492,75 @@ local function fail(err, op, params, attempt, maybe)
     error(err, 0)
 end
 
--- The error of a call past its deadline; last: the last attempt's error (nil when none ran).
-local function deadline_error(last, deadline_ms, elapsed)
-    return errors.new(0, "TransportError", string.format("deadline_ms (%g ms) passed%s", deadline_ms,
+-- The error of a call past its deadline; last: the last attempt's error (nil when none ran); scope:
+-- the within() scope when its deadline was the call's (then deadline_ms is the scope's ms).
+local function deadline_error(last, deadline_ms, elapsed, scope)
+    if scope then deadline_ms = scope.ms end
+    return errors.new(0, "TransportError", string.format("%s (%g ms) passed%s",
+        scope and "within() deadline" or "deadline_ms", deadline_ms,
         last and ("; last attempt: " .. tostring(last)) or ""), {
         reason = "deadline", retryable = false, gave_up = "deadline", deadline_ms = deadline_ms,
+        within = scope and true or nil,
         elapsed_ms = math.floor(elapsed * 1000 + 0.5), last_error = last, request_id = last and last.request_id,
     })
+end
+
+-- within() scopes (see the header): coroutine -> { deadline = seconds on scope_clock, ms = the
+-- within()'s ms }. coroutine.running() is nil in the main thread of PUC 5.1 and LuaJIT: MAIN stands
+-- for it. active counts the scopes open in every coroutine: at 0, call() does not look.
+local scopes = setmetatable({}, { __mode = "k" })
+local MAIN = {}
+local active = 0
+local scope_clock = core.now
+
+local function leave(co, prev, ok, ...)
+    scopes[co] = prev
+    active = active - 1
+    if not ok then error((...), 0) end
+    return ...
+end
+
+-- within(ms, fn, ...) -> fn(...)'s results; see the header.
+function _M.within(ms, fn, ...)
+    if type(ms) ~= "number" or not (ms > 0 and ms < math.huge) then
+        errors.validation("within: ms must be a positive number of milliseconds, got %s",
+            type(ms) == "string" and string.format("%q", ms) or tostring(ms))
+    end
+    if type(fn) ~= "function" then
+        error("bad argument #2 to 'within' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    local co = coroutine.running() or MAIN
+    local prev = scopes[co]
+    local deadline = scope_clock() + ms / 1000
+    scopes[co] = (prev and prev.deadline <= deadline) and prev or { deadline = deadline, ms = ms }
+    active = active + 1
+    return leave(co, prev, pcall(fn, ...))
+end
+
+-- scope_left() -> seconds left in the current coroutine's within() scope (0 or less once it has
+-- passed), or nil when none is open (cache.lua bounds its waits by it).
+function _M.scope_left()
+    if active == 0 then return nil end
+    local s = scopes[coroutine.running() or MAIN]
+    return s and s.deadline - scope_clock()
+end
+
+-- _scope_error(waited_s, note) -> the deadline TransportError of the current coroutine's scope (nil
+-- when none is open), for a wait that is not a call (cache.lua); note: what was waited for.
+function _M._scope_error(waited_s, note)
+    local s = active > 0 and scopes[coroutine.running() or MAIN]
+    if not s then return nil end
+    local err = deadline_error(nil, s.ms, waited_s or 0, s)
+    if note then err.message = err.message .. "; " .. note end
+    return err
+end
+
+-- _scope_clock(fn) -> the previous clock: the clock of within() scopes (default core.now, the
+-- client's default `now`), for specs that give their clients a fake one; nil restores core.now.
+function _M._scope_clock(fn)
+    local prev = scope_clock
+    scope_clock = fn or core.now
+    return prev
 end
 
 local CALL_OPTIONS = { idempotent = true, timeout_ms = true, max_attempts = true, deadline_ms = true }
@@ -594,13 +674,21 @@ function _M.call(self, op, params, opts)
     local now = self._now
     local started = now()
     local deadline, clipped, last_err = deadline_ms and started + deadline_ms / 1000, false, nil
+    local scoped -- the within() scope, when its deadline comes before the call's own
+    if active > 0 then
+        local s = scopes[coroutine.running() or MAIN]
+        if s then
+            local at = started + (s.deadline - scope_clock()) -- in this client's clock
+            if not deadline or at < deadline then deadline, scoped = at, s end
+        end
+    end
     local attempt_ms = timeout_ms or self._timeout_ms
     local skew_fixed, creds_refreshed, reconnected, retry_cost = false, false, false, 0
     while true do
         if deadline then
             -- no attempt starts past the deadline, and none may run past it
             local left = deadline - now()
-            if left <= 0 then fail(deadline_error(last_err, deadline_ms, now() - started), op, params, attempt, maybe) end
+            if left <= 0 then fail(deadline_error(last_err, deadline_ms, now() - started, scoped), op, params, attempt, maybe) end
             left = math.ceil(left * 1000)
             clipped = left < attempt_ms
             req.timeout_ms = clipped and left or timeout_ms
@@ -642,7 +730,7 @@ function _M.call(self, op, params, opts)
         local final, delay
         if clipped and err.reason == "timeout" and err.code == "TransportError" then
             -- the attempt ran out of the call's time, not its own
-            final = deadline_error(err, deadline_ms, now() - started)
+            final = deadline_error(err, deadline_ms, now() - started, scoped)
         elseif acted and not idempotent and kind ~= nil then
             -- re-sending could apply the write a second time: leave that to the caller
             err.retryable = false
@@ -694,7 +782,7 @@ function _M.call(self, op, params, opts)
                     err.elapsed_ms = math.floor(elapsed * 1000 + 0.5)
                     final = err
                 elseif deadline and started + elapsed + delay >= deadline then
-                    final = deadline_error(err, deadline_ms, elapsed) -- the sleep would end past it
+                    final = deadline_error(err, deadline_ms, elapsed, scoped) -- the sleep would end past it
                 else
                     self._quota = self._quota - cost
                     retry_cost = cost -- a success refunds the last retry's cost (as the SDKs do)
@@ -706,7 +794,7 @@ function _M.call(self, op, params, opts)
             final = err
         end
         if final == nil and deadline and not delay and now() >= deadline then
-            final = deadline_error(err, deadline_ms, now() - started) -- no time left for the one-off retry
+            final = deadline_error(err, deadline_ms, now() - started, scoped) -- no time left for the one-off retry
         end
         if hook then
             emit(self, hook, op, tname, sent, t0, #body, ok and res.status or (err.code == "MarshalError" and 200 or 0),

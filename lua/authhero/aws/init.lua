@@ -6,6 +6,8 @@ local _M = {
 
 local core = require "authhero.aws.core"
 _M.client = require "authhero.aws.client"
+-- within(ms, fn, ...): fn(...) with every DynamoDB call of this coroutine bounded by ms (client.lua)
+_M.within = _M.client.within
 _M.errors = require "authhero.aws.errors"
 _M.schema = require "authhero.aws.schema"
 _M.cache = setmetatable({}, { __index = function(_, k) return require("authhero.aws.cache")[k] end })
