@@ -408,19 +408,22 @@ function _M.target(self, op, params, class)
     local t = class.tenant
     local home = self:home_of(t)
     local plan = { kind = class.kind, tenant = t, why = class.why, home = home }
-    local ctx = { op = op, table = client_mod._tables_of(params or {}), tenant = t, home_region = home,
-        region = self.local_region, local_region = self.local_region }
+    -- the fields of a refusal (built only for one: no work on the way through)
+    local function ctx()
+        return { op = op, table = client_mod._tables_of(params or {}), tenant = t, home_region = home,
+            region = self.local_region, local_region = self.local_region }
+    end
     if class.kind == "security_write" then
         if t ~= nil and self._frozen[t] then
             fail(503, "RegionFrozen", string.format("tenant %s is frozen (being moved between Regions): "
-                .. "its security-state writes are refused until it is unfrozen", t), ctx)
+                .. "its security-state writes are refused until it is unfrozen", t), ctx())
         end
         local region = home
         if home ~= self.local_region then
             if self._foreign == "refuse" then
                 fail(421, "WrongRegion", string.format("%s home Region is %s, not %s: its security-state writes (%s) "
                     .. "are made there only", t and ("tenant " .. t .. "'s") or "the default (no tenant named)", home,
-                    self.local_region, class.why), ctx)
+                    self.local_region, class.why), ctx())
             elseif self._foreign == "warn" then
                 region, plan.warned = self.local_region, true
             else
