@@ -281,21 +281,7 @@ describe("concurrent misses", function()
     local yieldable_pcall = _VERSION ~= "Lua 5.1" or rawget(_G, "jit") ~= nil
     local it_yieldable = yieldable_pcall and it or pending
 
-    -- A semaphore for coroutines driven by hand: wait parks the coroutine until post.
-    local function fake_semaphore()
-        return {
-            new = function()
-                local s = { count = 0 }
-                function s.wait(self)
-                    while self.count == 0 do coroutine.yield("wait") end
-                    self.count = self.count - 1
-                    return true
-                end
-                function s.post(self, n) self.count = self.count + (n or 1) end
-                return s
-            end,
-        }
-    end
+    local fake_semaphore = require "support.fake_semaphore"
 
     it_yieldable("join the load already under way: one load, every caller gets its own copy", function()
         local c = cache_mod.new()

@@ -296,26 +296,10 @@ describe("within and the configuration cache", function()
     -- the waiter's scope bounds its wait; the load itself yields inside the cache's pcall
     local it_yieldable = yieldable_pcall and it or pending
 
-    -- A semaphore for coroutines driven by hand, as spec/unit/cache_spec.lua's, that records each
-    -- wait's timeout; with timeout_now set, a wait nobody posted times out at once, the fake clock
-    -- advancing by the timeout.
+    -- support.fake_semaphore, whose timed-out waits advance the fake clock by their timeout
     local function fake_semaphore()
-        local sem = { timeouts = {}, timeout_now = false }
-        function sem.new()
-            local s = { count = 0 }
-            function s.wait(self, timeout)
-                sem.timeouts[#sem.timeouts + 1] = timeout
-                if self.count == 0 and sem.timeout_now then
-                    clock.t = clock.t + timeout
-                    return nil, "timeout"
-                end
-                while self.count == 0 do coroutine.yield("wait") end
-                self.count = self.count - 1
-                return true
-            end
-            function s.post(self, n) self.count = self.count + (n or 1) end
-            return s
-        end
+        local sem = require("support.fake_semaphore")()
+        sem.advance = function(timeout) clock.t = clock.t + timeout end
         return sem
     end
 
