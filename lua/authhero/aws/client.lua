@@ -330,22 +330,36 @@ local function parse_http_date(s)
 end
 _M._parse_http_date = parse_http_date
 
-local function add_capacity(stats, op, cc)
+-- each_capacity(op, cc, fn, arg): fn(arg, "read" | "write", units) for every part of a
+-- ConsumedCapacity (one table, or a list for batches and transactions). Read/WriteCapacityUnits
+-- when DynamoDB splits them, else CapacityUnits, counted by what op is (READ_OPS). client.stats and
+-- authhero.aws.metrics both count capacity through it.
+local function each_capacity(op, cc, fn, arg)
     if type(cc) ~= "table" then return end
     if cc[1] ~= nil then
-        for _, c in ipairs(cc) do add_capacity(stats, op, c) end
+        for _, c in ipairs(cc) do each_capacity(op, c, fn, arg) end
         return
     end
-    if cc.ReadCapacityUnits or cc.WriteCapacityUnits then
-        stats.read_capacity = stats.read_capacity + (cc.ReadCapacityUnits or 0)
-        stats.write_capacity = stats.write_capacity + (cc.WriteCapacityUnits or 0)
+    local r, w = cc.ReadCapacityUnits, cc.WriteCapacityUnits
+    if type(r) == "number" or type(w) == "number" then
+        if type(r) == "number" then fn(arg, "read", r) end
+        if type(w) == "number" then fn(arg, "write", w) end
     elseif type(cc.CapacityUnits) == "number" then
-        if READ_OPS[op] then
-            stats.read_capacity = stats.read_capacity + cc.CapacityUnits
-        else
-            stats.write_capacity = stats.write_capacity + cc.CapacityUnits
-        end
+        fn(arg, READ_OPS[op] and "read" or "write", cc.CapacityUnits)
     end
+end
+_M.each_capacity = each_capacity
+
+local function add_to_stats(stats, kind, units)
+    if kind == "read" then
+        stats.read_capacity = stats.read_capacity + units
+    else
+        stats.write_capacity = stats.write_capacity + units
+    end
+end
+
+local function add_capacity(stats, op, cc)
+    each_capacity(op, cc, add_to_stats, stats)
 end
 
 -- amz_date changes once a second: format it only then.

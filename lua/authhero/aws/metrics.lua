@@ -16,11 +16,8 @@ local mt = { __index = _M }
 
 _M.DEFAULT_BUCKETS = { 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
--- How client.lua classifies ConsumedCapacity.CapacityUnits when no Read/Write split is given.
-local READ_OPS = {
-    GetItem = true, Query = true, Scan = true, BatchGetItem = true, TransactGetItems = true,
-    ExecuteStatement = true, BatchExecuteStatement = true,
-}
+-- ConsumedCapacity is read as client.stats reads it (client.each_capacity).
+local each_capacity = require("authhero.aws.client").each_capacity
 
 local SEP = "\31" -- between the fields of a counter's key; removed from label values
 local format, concat, floor = string.format, table.concat, math.floor
@@ -99,20 +96,10 @@ function _M.new(opts)
     end
     local nb = #buckets
 
-    local function capacity(pfx, op, cc)
-        if type(cc) ~= "table" then return end
-        if cc[1] ~= nil then
-            for _, c in ipairs(cc) do capacity(pfx, op, c) end
-            return
-        end
-        local r, w = cc.ReadCapacityUnits, cc.WriteCapacityUnits
-        if type(r) == "number" or type(w) == "number" then
-            if type(r) == "number" and r > 0 then store("c" .. SEP .. pfx .. SEP .. "read", r) end
-            if type(w) == "number" and w > 0 then store("c" .. SEP .. pfx .. SEP .. "write", w) end
-        elseif type(cc.CapacityUnits) == "number" and cc.CapacityUnits > 0 then
-            store("c" .. SEP .. pfx .. SEP .. (READ_OPS[op] and "read" or "write"), cc.CapacityUnits)
-        end
+    local function add_units(pfx, kind, units)
+        if units > 0 then store("c" .. SEP .. pfx .. SEP .. kind, units) end
     end
+    local function capacity(pfx, op, cc) each_capacity(op, cc, add_units, pfx) end
 
     -- observe(event): the on_request hook. Counts one request; anything it does not understand in
     -- the event is skipped, never raised.
