@@ -131,11 +131,7 @@ _M.SECURITY_TYPES = SEC_TYPES
 
 -- Do a key's parts (core.key_parts) have the shape of template parts (literals equal)?
 local function shaped(parts, got)
-    if got == nil or #got ~= #parts then return false end
-    for i, p in ipairs(parts) do
-        if p.group or (p.lit and got[i] ~= p.lit) then return false end
-    end
-    return true
+    return got ~= nil and schema.parts_match(parts, got)
 end
 
 local function split(v)

@@ -173,20 +173,26 @@ end
 -- fields_of_key(t, key) -> the placeholder values a key of template t was built from (unescaped;
 -- modifiers are not undone), or nil when the key does not have the template's shape. The inverse of
 -- the builders, for naming items in messages and checking keys.
-local function match_parts(parts, key, out)
-    if #parts == 0 and key == nil then return true end
-    if type(key) ~= "string" then return false end
-    local got = core.key_parts(key)
+-- parts_match(parts, got[, out]) -> do a key's split parts (core.key_parts) have the shape of a
+-- template's parts (as many, literals equal)? Fills out[field] with the values when given.
+local function parts_match(parts, got, out)
     if #got ~= #parts then return false end
     for i, p in ipairs(parts) do
         if p.group then return false end -- optional groups: not reversible by position
         if p.lit then
             if got[i] ~= p.lit then return false end
-        else
+        elseif out then
             out[p.field] = got[i]
         end
     end
     return true
+end
+_M.parts_match = parts_match
+
+local function match_parts(parts, key, out)
+    if #parts == 0 and key == nil then return true end
+    if type(key) ~= "string" then return false end
+    return parts_match(parts, core.key_parts(key), out)
 end
 
 function _M.fields_of_key(t, key)
